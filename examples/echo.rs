@@ -1,0 +1,36 @@
+//! Seed 003's first server, pushing back every message with its own opcode (and compressed if
+//! it came compressed): the testee of the conformance suite.
+//!
+//! `cargo run --release --example echo -- --host 0.0.0.0 --port 9502 --workers 2`
+
+use prefork_ws::cli::ExampleArgs;
+use prefork_ws::{Server, Settings, FLAG_COMPRESS, FLAG_FIN};
+
+fn main() {
+    ExampleArgs::init_logging();
+    let args = ExampleArgs::parse(9502);
+    let mut server = Server::new(&args.host, args.port);
+    server.set(Settings {
+        worker_num: args.workers,
+        websocket_compression: true,
+        // The conformance suite sends messages of up to 16 MiB.
+        package_max_length: 64 * 1024 * 1024,
+        buffer_output_size: 64 * 1024 * 1024,
+        pid_file: args.get("pid-file").map(Into::into),
+        ..Settings::default()
+    });
+    server.on_open(|_server, request| {
+        log::debug!("server: handshake success with fd{}", request.fd);
+    });
+    server.on_message(|server, frame| {
+        let flags = FLAG_FIN | (frame.flags & FLAG_COMPRESS);
+        server.push(frame.fd, frame.data, frame.opcode, flags);
+    });
+    server.on_close(|_server, fd| {
+        log::debug!("client {fd} closed");
+    });
+    if let Err(e) = server.start() {
+        eprintln!("echo: {e}");
+        std::process::exit(1);
+    }
+}

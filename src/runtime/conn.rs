@@ -1,0 +1,81 @@
+//! One client connection inside a worker. Kept small: an idle WebSocket connection holds no
+//! heap buffers (input is read into the worker's shared buffer; output buffers come from a
+//! pool only while bytes are pending).
+
+use std::any::Any;
+use std::collections::HashMap;
+
+use mio::net::TcpStream;
+
+use crate::protocol::close::CloseState;
+use crate::protocol::decoder::MessageDecoder;
+use crate::protocol::deflate::Deflater;
+use crate::runtime::table::Fd;
+
+/// Where a connection is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Reading an HTTP request (upgrade or plain).
+    Http,
+    /// WebSocket established.
+    Ws,
+    /// Finished: output is flushed, then the socket is closed. Input is ignored.
+    Draining,
+    /// Queued for removal at the end of the event batch.
+    Dead,
+}
+
+/// Per-connection user data (Hyperf's connection-level `Context`).
+pub(crate) type ContextMap = HashMap<String, Box<dyn Any>>;
+
+pub(crate) struct Conn {
+    pub stream: TcpStream,
+    pub fd: Fd,
+    pub listener: u8,
+    pub phase: Phase,
+    /// The WebSocket handshake completed (so `on_close`, not `on_disconnect`, runs).
+    pub upgraded: bool,
+    /// Registered in the worker's dirty list.
+    pub dirty: bool,
+    pub close: CloseState,
+    /// Unconsumed input: a partial HTTP head or a partial frame header.
+    pub inbuf: Vec<u8>,
+    /// Pending output and how much of it is written.
+    pub outbuf: Vec<u8>,
+    pub outpos: usize,
+    /// Unix ms of the pending deadline (see `Runtime::push_deadline`); 0 = none.
+    pub deadline_ms: u64,
+    pub decoder: Option<Box<MessageDecoder>>,
+    pub deflater: Option<Box<Deflater>>,
+    pub ctx: Option<Box<ContextMap>>,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, fd: Fd, listener: u8) -> Conn {
+        Conn {
+            stream,
+            fd,
+            listener,
+            phase: Phase::Http,
+            upgraded: false,
+            dirty: false,
+            close: CloseState::default(),
+            inbuf: Vec::new(),
+            outbuf: Vec::new(),
+            outpos: 0,
+            deadline_ms: 0,
+            decoder: None,
+            deflater: None,
+            ctx: None,
+        }
+    }
+
+    pub fn pending_out(&self) -> usize {
+        self.outbuf.len() - self.outpos
+    }
+
+    /// Whether data frames may still be sent.
+    pub fn can_send(&self) -> bool {
+        self.phase == Phase::Ws && self.close.can_send_data()
+    }
+}

@@ -1,0 +1,465 @@
+//! Messages between workers over Unix datagram socket pairs.
+//!
+//! Every table region (see `table.rs`) has one socket pair created by the master before fork:
+//! the owner of the region reads the `rx` end; every other worker writes to the shared `tx`
+//! end. Datagrams keep message boundaries even with many writers, and a pair's ends are peers
+//! of each other, so the kernel's `max_dgram_qlen` does not apply — only the send buffer, which
+//! the master enlarges. A message longer than one chunk is cut into chunks tagged with the
+//! sender's region and a sequence number; chunks from one sender arrive in order, so the
+//! receiver reassembles per sender and drops a message whose beginning it never saw (a worker
+//! that died mid-send).
+//!
+//! A full socket never blocks a reactor: the sender keeps the rest in a per-target queue and
+//! waits for writability.
+
+use std::collections::VecDeque;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use crate::runtime::table::Fd;
+
+/// Payload bytes per datagram.
+pub(crate) const CHUNK: usize = 32 * 1024;
+const HEADER: usize = 16;
+const MAGIC: u16 = 0x5057;
+
+/// One message between workers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Msg<'a> {
+    /// Push a message to one of the receiver's connections (encoded by the receiver, which
+    /// owns the connection's compression context).
+    Push {
+        fd: Fd,
+        opcode: u8,
+        flags: u8,
+        data: &'a [u8],
+    },
+    /// Close one of the receiver's connections with a close frame.
+    Disconnect { fd: Fd, code: u16, reason: &'a [u8] },
+    /// An encoded frame to write to every established connection of the receiver
+    /// (or to the listed ones only).
+    Broadcast { frame: &'a [u8], only: Option<Vec<Fd>> },
+    /// `send_message`: user data for `on_pipe_message`.
+    User { from_worker: u32, data: &'a [u8] },
+}
+
+const K_PUSH: u8 = 1;
+const K_DISCONNECT: u8 = 2;
+const K_BROADCAST: u8 = 3;
+const K_USER: u8 = 4;
+
+impl Msg<'_> {
+    /// Serialises the message body.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(32 + self.payload_len());
+        match self {
+            Msg::Push {
+                fd,
+                opcode,
+                flags,
+                data,
+            } => {
+                out.push(K_PUSH);
+                out.extend_from_slice(&fd.to_le_bytes());
+                out.push(*opcode);
+                out.push(*flags);
+                out.extend_from_slice(data);
+            }
+            Msg::Disconnect { fd, code, reason } => {
+                out.push(K_DISCONNECT);
+                out.extend_from_slice(&fd.to_le_bytes());
+                out.extend_from_slice(&code.to_le_bytes());
+                out.extend_from_slice(reason);
+            }
+            Msg::Broadcast { frame, only } => {
+                out.push(K_BROADCAST);
+                let fds = only.as_deref().unwrap_or(&[]);
+                let n = if only.is_some() { fds.len() as u32 } else { u32::MAX };
+                out.extend_from_slice(&n.to_le_bytes());
+                for fd in fds {
+                    out.extend_from_slice(&fd.to_le_bytes());
+                }
+                out.extend_from_slice(frame);
+            }
+            Msg::User { from_worker, data } => {
+                out.push(K_USER);
+                out.extend_from_slice(&from_worker.to_le_bytes());
+                out.extend_from_slice(data);
+            }
+        }
+        out
+    }
+
+    fn payload_len(&self) -> usize {
+        match self {
+            Msg::Push { data, .. } | Msg::User { data, .. } => data.len(),
+            Msg::Disconnect { reason, .. } => reason.len(),
+            Msg::Broadcast { frame, only } => frame.len() + only.as_ref().map_or(0, |v| v.len() * 8),
+        }
+    }
+
+    /// Parses a message body; `None` for anything malformed (never panics).
+    pub fn decode(b: &[u8]) -> Option<Msg<'_>> {
+        let (&kind, rest) = b.split_first()?;
+        let u64_at = |s: &[u8], i: usize| -> Option<u64> {
+            Some(u64::from_le_bytes(s.get(i..i + 8)?.try_into().ok()?))
+        };
+        match kind {
+            K_PUSH => Some(Msg::Push {
+                fd: u64_at(rest, 0)?,
+                opcode: *rest.get(8)?,
+                flags: *rest.get(9)?,
+                data: rest.get(10..)?,
+            }),
+            K_DISCONNECT => Some(Msg::Disconnect {
+                fd: u64_at(rest, 0)?,
+                code: u16::from_le_bytes(rest.get(8..10)?.try_into().ok()?),
+                reason: rest.get(10..)?,
+            }),
+            K_BROADCAST => {
+                let n = u32::from_le_bytes(rest.get(0..4)?.try_into().ok()?);
+                if n == u32::MAX {
+                    return Some(Msg::Broadcast {
+                        frame: rest.get(4..)?,
+                        only: None,
+                    });
+                }
+                let n = n as usize;
+                let mut fds = Vec::with_capacity(n.min(rest.len() / 8));
+                for i in 0..n {
+                    fds.push(u64_at(rest, 4 + i * 8)?);
+                }
+                Some(Msg::Broadcast {
+                    frame: rest.get(4 + n * 8..)?,
+                    only: Some(fds),
+                })
+            }
+            K_USER => Some(Msg::User {
+                from_worker: u32::from_le_bytes(rest.get(0..4)?.try_into().ok()?),
+                data: rest.get(4..)?,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The socket pair of one region.
+pub(crate) struct Channel {
+    pub rx: OwnedFd,
+    pub tx: OwnedFd,
+}
+
+impl Channel {
+    pub fn new(bufsize: usize) -> io::Result<Channel> {
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+        let (rx, tx) = socketpair(
+            AddressFamily::Unix,
+            SockType::Datagram,
+            None,
+            SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(io::Error::from)?;
+        for fd in [&rx, &tx] {
+            set_buf(fd.as_raw_fd(), libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, bufsize);
+            set_buf(fd.as_raw_fd(), libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, bufsize);
+        }
+        Ok(Channel { rx, tx })
+    }
+}
+
+fn set_buf(fd: RawFd, forced: libc::c_int, plain: libc::c_int, size: usize) {
+    let v = size.min(i32::MAX as usize) as libc::c_int;
+    let p = (&v as *const libc::c_int).cast();
+    let len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: plain setsockopt with an int option.
+    unsafe {
+        if libc::setsockopt(fd, libc::SOL_SOCKET, forced, p, len) != 0 {
+            libc::setsockopt(fd, libc::SOL_SOCKET, plain, p, len);
+        }
+    }
+}
+
+/// A message waiting for the target socket to become writable.
+struct Pending {
+    body: Vec<u8>,
+    offset: usize,
+    seq: u32,
+}
+
+/// Outgoing side: one queue per target region.
+pub(crate) struct Outbox {
+    from_region: u16,
+    seq: u32,
+    queues: Vec<VecDeque<Pending>>,
+}
+
+/// Result of an attempt to send.
+pub(crate) enum SendState {
+    /// Everything went out.
+    Done,
+    /// Part is queued; wait for the target's tx socket to be writable, then call `flush`.
+    Queued,
+}
+
+impl Outbox {
+    pub fn new(from_region: usize, regions: usize) -> Outbox {
+        Outbox {
+            from_region: from_region as u16,
+            seq: 0,
+            queues: (0..regions).map(|_| VecDeque::new()).collect(),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn has_pending(&self, target: usize) -> bool {
+        !self.queues[target].is_empty()
+    }
+
+    /// Sends `body` to `target` through its tx socket, or queues what does not fit.
+    pub fn send(&mut self, target: usize, tx: RawFd, body: Vec<u8>) -> io::Result<SendState> {
+        self.seq = self.seq.wrapping_add(1);
+        let p = Pending {
+            body,
+            offset: 0,
+            seq: self.seq,
+        };
+        self.queues[target].push_back(p);
+        if self.queues[target].len() > 1 {
+            return Ok(SendState::Queued);
+        }
+        self.flush(target, tx)
+    }
+
+    /// Writes queued chunks for `target` until done or the socket is full.
+    pub fn flush(&mut self, target: usize, tx: RawFd) -> io::Result<SendState> {
+        let from = self.from_region;
+        let q = &mut self.queues[target];
+        while let Some(p) = q.front_mut() {
+            loop {
+                let end = (p.offset + CHUNK).min(p.body.len());
+                let mut h = [0u8; HEADER];
+                h[0..2].copy_from_slice(&MAGIC.to_le_bytes());
+                h[2..4].copy_from_slice(&from.to_le_bytes());
+                h[4..8].copy_from_slice(&p.seq.to_le_bytes());
+                h[8..12].copy_from_slice(&(p.body.len() as u32).to_le_bytes());
+                h[12..16].copy_from_slice(&(p.offset as u32).to_le_bytes());
+                let iov = [
+                    io::IoSlice::new(&h),
+                    io::IoSlice::new(&p.body[p.offset..end]),
+                ];
+                match nix::sys::socket::sendmsg::<()>(
+                    tx,
+                    &iov,
+                    &[],
+                    nix::sys::socket::MsgFlags::MSG_DONTWAIT | nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+                    None,
+                ) {
+                    Ok(_) => {
+                        p.offset = end;
+                        if p.offset >= p.body.len() {
+                            break;
+                        }
+                    }
+                    Err(nix::errno::Errno::EAGAIN) => return Ok(SendState::Queued),
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => {
+                        // The target is gone for good (should not happen: the master keeps
+                        // both ends open). Drop the message rather than spin.
+                        q.pop_front();
+                        return Err(io::Error::from(e));
+                    }
+                }
+            }
+            q.pop_front();
+        }
+        Ok(SendState::Done)
+    }
+}
+
+/// Incoming side: reassembles chunked messages per sender.
+pub(crate) struct Inbox {
+    buf: Vec<u8>,
+    partial: Vec<Option<(u32, Vec<u8>)>>,
+}
+
+impl Inbox {
+    pub fn new(regions: usize) -> Inbox {
+        Inbox {
+            buf: vec![0; CHUNK + HEADER],
+            partial: (0..regions).map(|_| None).collect(),
+        }
+    }
+
+    /// Reads every datagram available on `rx` and hands each complete message body to `f`.
+    /// Returns when the socket would block.
+    pub fn drain(&mut self, rx: RawFd, mut f: impl FnMut(&[u8])) -> io::Result<()> {
+        loop {
+            // SAFETY: recv into our own buffer.
+            let n = unsafe {
+                libc::recv(
+                    rx,
+                    self.buf.as_mut_ptr().cast(),
+                    self.buf.len(),
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::WouldBlock => return Ok(()),
+                    io::ErrorKind::Interrupted => continue,
+                    _ => return Err(e),
+                }
+            }
+            let n = n as usize;
+            if n < HEADER || self.buf[0..2] != MAGIC.to_le_bytes() {
+                log::warn!("ipc: dropped a malformed datagram of {n} bytes");
+                continue;
+            }
+            let rd = |i: usize| u32::from_le_bytes([self.buf[i], self.buf[i + 1], self.buf[i + 2], self.buf[i + 3]]);
+            let from = u16::from_le_bytes([self.buf[2], self.buf[3]]) as usize;
+            let (seq, total, offset) = (rd(4), rd(8) as usize, rd(12) as usize);
+            let chunk = &self.buf[HEADER..n];
+            if offset == 0 && chunk.len() == total {
+                f(chunk);
+                continue;
+            }
+            let Some(slot) = self.partial.get_mut(from) else {
+                continue;
+            };
+            if offset == 0 {
+                let mut v = Vec::with_capacity(total);
+                v.extend_from_slice(chunk);
+                *slot = Some((seq, v));
+            } else {
+                match slot {
+                    Some((s, v)) if *s == seq && v.len() == offset => v.extend_from_slice(chunk),
+                    _ => {
+                        // The beginning was lost (its writer or our predecessor died).
+                        *slot = None;
+                        continue;
+                    }
+                }
+            }
+            if let Some((_, v)) = slot {
+                if v.len() >= total {
+                    let body = std::mem::take(v);
+                    *slot = None;
+                    f(&body);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_through_encoding() {
+        let msgs = [
+            Msg::Push {
+                fd: 77,
+                opcode: 1,
+                flags: 1,
+                data: b"hello",
+            },
+            Msg::Disconnect {
+                fd: 9,
+                code: 4000,
+                reason: b"bye",
+            },
+            Msg::Broadcast {
+                frame: b"\x81\x02hi",
+                only: None,
+            },
+            Msg::Broadcast {
+                frame: b"\x81\x02hi",
+                only: Some(vec![1, 2, 3]),
+            },
+            Msg::User {
+                from_worker: 3,
+                data: b"",
+            },
+        ];
+        for m in msgs {
+            let b = m.encode();
+            assert_eq!(Msg::decode(&b), Some(m));
+        }
+    }
+
+    #[test]
+    fn malformed_bodies_decode_to_none() {
+        assert_eq!(Msg::decode(&[]), None);
+        assert_eq!(Msg::decode(&[K_PUSH, 1, 2]), None);
+        assert_eq!(Msg::decode(&[99]), None);
+        assert_eq!(Msg::decode(&[K_BROADCAST, 5, 0, 0, 0, 1]), None);
+    }
+
+    #[test]
+    fn large_messages_arrive_whole_across_chunks() {
+        let ch = Channel::new(1 << 20).unwrap();
+        let mut out = Outbox::new(1, 2);
+        let mut inbox = Inbox::new(2);
+        let big: Vec<u8> = (0..(3 * CHUNK + 17)).map(|i| (i % 251) as u8).collect();
+        let mut got = Vec::new();
+        let mut st = out.send(0, ch.tx.as_raw_fd(), big.clone()).unwrap();
+        st = match st {
+            SendState::Done => SendState::Done,
+            SendState::Queued => {
+                inbox.drain(ch.rx.as_raw_fd(), |b| got.push(b.to_vec())).unwrap();
+                out.flush(0, ch.tx.as_raw_fd()).unwrap()
+            }
+        };
+        assert!(matches!(st, SendState::Done));
+        inbox.drain(ch.rx.as_raw_fd(), |b| got.push(b.to_vec())).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0], big);
+    }
+
+    #[test]
+    fn a_full_socket_queues_instead_of_blocking() {
+        let ch = Channel::new(4096).unwrap();
+        let mut out = Outbox::new(0, 1);
+        let mut queued = false;
+        for _ in 0..10_000 {
+            if let SendState::Queued = out.send(0, ch.tx.as_raw_fd(), vec![7; 1000]).unwrap() {
+                queued = true;
+                break;
+            }
+        }
+        assert!(queued, "send must report Queued when the socket is full");
+        let mut inbox = Inbox::new(1);
+        let mut n = 0;
+        loop {
+            inbox.drain(ch.rx.as_raw_fd(), |b| {
+                assert_eq!(b, &[7; 1000][..]);
+                n += 1;
+            })
+            .unwrap();
+            if let SendState::Done = out.flush(0, ch.tx.as_raw_fd()).unwrap() {
+                inbox.drain(ch.rx.as_raw_fd(), |_| n += 1).unwrap();
+                break;
+            }
+        }
+        assert!(n > 1);
+        assert!(!out.has_pending(0));
+    }
+
+    #[test]
+    fn chunks_without_a_beginning_are_dropped() {
+        let ch = Channel::new(1 << 20).unwrap();
+        // forge a middle chunk
+        let mut d = vec![0u8; HEADER + 4];
+        d[0..2].copy_from_slice(&MAGIC.to_le_bytes());
+        d[8..12].copy_from_slice(&100u32.to_le_bytes());
+        d[12..16].copy_from_slice(&50u32.to_le_bytes());
+        nix::unistd::write(&ch.tx, &d).unwrap();
+        nix::unistd::write(&ch.tx, b"junk").unwrap();
+        let mut inbox = Inbox::new(1);
+        let mut n = 0;
+        inbox.drain(ch.rx.as_raw_fd(), |_| n += 1).unwrap();
+        assert_eq!(n, 0);
+    }
+}

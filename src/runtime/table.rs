@@ -1,0 +1,550 @@
+//! The connection table shared by every process of one server.
+//!
+//! The master maps it (`MAP_SHARED | MAP_ANONYMOUS`) before forking, so every worker sees the
+//! same memory. The table is split into *regions*; a running worker owns one region and is the
+//! only writer of its slots. There are `2 * worker_num` regions so that during a rolling reload
+//! the replacement worker writes a fresh region while the old one drains its own.
+//!
+//! A connection id (`fd`) encodes `(generation, slot, region)`:
+//! `fd = (gen * slots + slot) * regions + region + 1`, so the owner is found in O(1) and a slot
+//! reused later gets another generation, hence another fd: a stale fd never names a newer
+//! connection. Generations live in the table and survive worker restarts.
+//!
+//! Readers use the slot's `fd` word as a seqlock: the owner clears it, writes the other fields,
+//! then publishes the fd with `Release`; a reader loads the fd (`Acquire`), the fields, then the
+//! fd again.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// Name of the memfd that holds the table (visible in `/proc/<pid>/fd`).
+pub const TABLE_NAME: &str = "prefork-ws-table";
+
+/// Connection id, unique for the life of the server (Swoole's `$fd`).
+pub type Fd = u64;
+
+/// One connection's shared state. Every field is an atomic so concurrent reads are defined.
+#[repr(C)]
+pub(crate) struct Slot {
+    fd: AtomicU64,
+    gen: AtomicU64,
+    connect_ms: AtomicU64,
+    last_recv_ms: AtomicU64,
+    last_send_ms: AtomicU64,
+    ip_hi: AtomicU64,
+    ip_lo: AtomicU64,
+    /// websocket_status (low byte) | ipv6 flag (bit 8)
+    status: AtomicU32,
+    remote_port: AtomicU32,
+    server_port: AtomicU32,
+    socket_fd: AtomicU32,
+    server_fd: AtomicU32,
+    send_queued: AtomicU32,
+    recv_queued: AtomicU32,
+    _pad: AtomicU32,
+}
+
+/// Per-region (per running worker) header: who owns it and its counters.
+#[repr(C)]
+pub(crate) struct RegionHeader {
+    pub pid: AtomicU32,
+    /// 1 once the worker's reactor is running and accepting.
+    pub ready: AtomicU32,
+    pub worker_id: AtomicU32,
+    pub _pad: AtomicU32,
+    pub started_ms: AtomicU64,
+    pub connections: AtomicU64,
+    pub accepted: AtomicU64,
+    pub closed: AtomicU64,
+    pub messages_in: AtomicU64,
+    pub messages_out: AtomicU64,
+}
+
+/// Whole-server header.
+#[repr(C)]
+pub(crate) struct GlobalHeader {
+    pub regions: AtomicU32,
+    pub slots: AtomicU32,
+    pub master_pid: AtomicU32,
+    pub worker_num: AtomicU32,
+    pub started_ms: AtomicU64,
+    /// Connections currently open on the whole server (max_conn is enforced against it).
+    pub connections: AtomicU64,
+    pub reloads: AtomicU64,
+    pub worker_restarts: AtomicU64,
+}
+
+/// Snapshot of one connection, what `connection_info` returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectionInfo {
+    pub fd: Fd,
+    /// 1 connection, 2 handshake, 3 active, 4 closing
+    pub websocket_status: u8,
+    pub remote_ip: String,
+    pub remote_port: u16,
+    pub server_port: u16,
+    /// Kernel descriptor of the listening socket that accepted the connection.
+    pub server_fd: i32,
+    /// Kernel descriptor of the connection inside its worker.
+    pub socket_fd: i32,
+    /// Unix seconds.
+    pub connect_time: u64,
+    /// Unix seconds of the last receive (Swoole's `last_time`).
+    pub last_time: u64,
+    /// Unix seconds, with milliseconds.
+    pub last_recv_time: f64,
+    pub last_send_time: f64,
+    pub recv_queued_bytes: u32,
+    pub send_queued_bytes: u32,
+    pub worker_id: usize,
+}
+
+/// Counters of one worker, part of [`Stats`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerStats {
+    pub worker_id: usize,
+    pub pid: u32,
+    pub started_ms: u64,
+    pub connections: u64,
+    pub accepted: u64,
+    pub closed: u64,
+    pub messages_in: u64,
+    pub messages_out: u64,
+}
+
+/// Whole-server statistics (`stats()`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    pub master_pid: u32,
+    pub start_time_ms: u64,
+    pub connection_num: u64,
+    pub accept_count: u64,
+    pub close_count: u64,
+    pub reload_count: u64,
+    pub worker_restarts: u64,
+    pub workers: Vec<WorkerStats>,
+}
+
+/// What the owner writes when a connection is accepted.
+pub(crate) struct NewConn {
+    pub remote: SocketAddr,
+    pub server_port: u16,
+    pub server_fd: i32,
+    pub socket_fd: i32,
+    pub now_ms: u64,
+}
+
+/// Handle to the shared table; cheap to copy, valid in every process forked after creation.
+#[derive(Clone, Copy)]
+pub(crate) struct SharedTable {
+    base: NonNull<u8>,
+    regions: usize,
+    slots: usize,
+}
+
+// SAFETY: the mapping lives until process exit and every field is atomic.
+unsafe impl Send for SharedTable {}
+unsafe impl Sync for SharedTable {}
+
+const fn align64(n: usize) -> usize {
+    (n + 63) & !63
+}
+
+impl SharedTable {
+    /// Maps a table for `regions` regions of `slots` slots. Memory is touched lazily, so a large
+    /// `slots` costs address space, not RSS.
+    ///
+    /// The memory is a `memfd` named [`TABLE_NAME`], so that a control tool can map the same
+    /// table through `/proc/<master pid>/fd/`.
+    pub fn create(regions: usize, slots: usize) -> std::io::Result<SharedTable> {
+        let len = Self::byte_len(regions, slots);
+        let name = std::ffi::CString::new(TABLE_NAME).map_err(std::io::Error::other)?;
+        // SAFETY: memfd_create with a valid C string; the fd is checked.
+        let mfd = unsafe { libc::memfd_create(name.as_ptr(), 0) };
+        if mfd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: mfd is a fresh descriptor we own; it is kept open for the life of the process.
+        if unsafe { libc::ftruncate(mfd, len as libc::off_t) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let t = Self::map(mfd, len, regions, slots)?;
+        t.global().regions.store(regions as u32, Ordering::Relaxed);
+        t.global().slots.store(slots as u32, Ordering::Relaxed);
+        Ok(t)
+    }
+
+    /// Maps the table of a running server from a path to its memfd (read-mostly use by tools).
+    pub fn open_path(path: &std::path::Path) -> std::io::Result<SharedTable> {
+        let f = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
+        let len = f.metadata()?.len() as usize;
+        if len < std::mem::size_of::<GlobalHeader>() {
+            return Err(std::io::Error::other("not a prefork-ws table"));
+        }
+        use std::os::fd::AsRawFd;
+        let head = Self::map(f.as_raw_fd(), std::mem::size_of::<GlobalHeader>(), 1, 1)?;
+        let (regions, slots) = (
+            head.global().regions.load(Ordering::Relaxed) as usize,
+            head.global().slots.load(Ordering::Relaxed) as usize,
+        );
+        if regions == 0 || slots == 0 || Self::byte_len(regions, slots) > len {
+            return Err(std::io::Error::other("not a prefork-ws table"));
+        }
+        Self::map(f.as_raw_fd(), Self::byte_len(regions, slots), regions, slots)
+    }
+
+    fn map(fd: i32, len: usize, regions: usize, slots: usize) -> std::io::Result<SharedTable> {
+        // SAFETY: shared mapping of a descriptor we hold, checked for MAP_FAILED.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_NORESERVE,
+                fd,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        let base = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| std::io::Error::other("mmap"))?;
+        Ok(SharedTable {
+            base,
+            regions,
+            slots,
+        })
+    }
+
+    fn byte_len(regions: usize, slots: usize) -> usize {
+        Self::slots_offset(regions) + regions * slots * std::mem::size_of::<Slot>()
+    }
+
+    fn slots_offset(regions: usize) -> usize {
+        align64(std::mem::size_of::<GlobalHeader>())
+            + align64(regions * std::mem::size_of::<RegionHeader>())
+    }
+
+    pub fn regions(&self) -> usize {
+        self.regions
+    }
+
+    pub fn slots_per_region(&self) -> usize {
+        self.slots
+    }
+
+    pub fn global(&self) -> &GlobalHeader {
+        // SAFETY: offset 0 is inside the mapping; all-zero is a valid GlobalHeader.
+        unsafe { &*self.base.as_ptr().cast::<GlobalHeader>() }
+    }
+
+    pub fn region(&self, r: usize) -> &RegionHeader {
+        assert!(r < self.regions);
+        let off = align64(std::mem::size_of::<GlobalHeader>());
+        // SAFETY: r < regions, headers are laid out contiguously after the global header.
+        unsafe {
+            &*self
+                .base
+                .as_ptr()
+                .add(off)
+                .cast::<RegionHeader>()
+                .add(r)
+        }
+    }
+
+    fn slot(&self, region: usize, slot: usize) -> &Slot {
+        assert!(region < self.regions && slot < self.slots);
+        let off = Self::slots_offset(self.regions);
+        // SAFETY: bounds asserted above.
+        unsafe {
+            &*self
+                .base
+                .as_ptr()
+                .add(off)
+                .cast::<Slot>()
+                .add(region * self.slots + slot)
+        }
+    }
+
+    /// Decodes `(region, slot, gen)` from an fd; `None` when it cannot be one of ours.
+    pub fn decode(&self, fd: Fd) -> Option<(usize, usize, u64)> {
+        if fd == 0 {
+            return None;
+        }
+        let v = fd - 1;
+        let region = (v % self.regions as u64) as usize;
+        let rest = v / self.regions as u64;
+        let slot = (rest % self.slots as u64) as usize;
+        let gen = rest / self.slots as u64;
+        Some((region, slot, gen))
+    }
+
+    fn encode(&self, region: usize, slot: usize, gen: u64) -> Fd {
+        (gen * self.slots as u64 + slot as u64) * self.regions as u64 + region as u64 + 1
+    }
+
+    /// Region that owns `fd` (no liveness check).
+    pub fn region_of(&self, fd: Fd) -> Option<usize> {
+        self.decode(fd).map(|(r, _, _)| r)
+    }
+
+    /// Slot index of `fd` inside its region, if `fd` is currently live there.
+    pub fn live_slot(&self, fd: Fd) -> Option<(usize, usize)> {
+        let (r, s, _) = self.decode(fd)?;
+        (self.slot(r, s).fd.load(Ordering::Acquire) == fd).then_some((r, s))
+    }
+
+    /// Claims `slot` of `region` for a new connection and returns its fresh fd.
+    pub fn open(&self, region: usize, slot: usize, c: &NewConn) -> Fd {
+        let s = self.slot(region, slot);
+        let gen = s.gen.fetch_add(1, Ordering::Relaxed);
+        let fd = self.encode(region, slot, gen);
+        s.fd.store(0, Ordering::Release);
+        let (hi, lo, v6) = match c.remote.ip() {
+            IpAddr::V4(a) => (0, u32::from(a) as u64, 0),
+            IpAddr::V6(a) => {
+                let b = u128::from(a);
+                ((b >> 64) as u64, b as u64, 1u32 << 8)
+            }
+        };
+        s.ip_hi.store(hi, Ordering::Relaxed);
+        s.ip_lo.store(lo, Ordering::Relaxed);
+        s.status
+            .store(v6 | crate::protocol::frame::WEBSOCKET_STATUS_CONNECTION as u32, Ordering::Relaxed);
+        s.remote_port.store(c.remote.port() as u32, Ordering::Relaxed);
+        s.server_port.store(c.server_port as u32, Ordering::Relaxed);
+        s.server_fd.store(c.server_fd as u32, Ordering::Relaxed);
+        s.socket_fd.store(c.socket_fd as u32, Ordering::Relaxed);
+        s.connect_ms.store(c.now_ms, Ordering::Relaxed);
+        s.last_recv_ms.store(c.now_ms, Ordering::Relaxed);
+        s.last_send_ms.store(0, Ordering::Relaxed);
+        s.send_queued.store(0, Ordering::Relaxed);
+        s.recv_queued.store(0, Ordering::Relaxed);
+        s.fd.store(fd, Ordering::Release);
+        fd
+    }
+
+    pub fn close(&self, region: usize, slot: usize) {
+        let s = self.slot(region, slot);
+        s.fd.store(0, Ordering::Release);
+        s.status.store(0, Ordering::Relaxed);
+    }
+
+    /// Clears a region a dead worker left behind (its sockets died with it). Generations stay.
+    pub fn reset_region(&self, region: usize) {
+        for slot in 0..self.slots {
+            let s = self.slot(region, slot);
+            if s.fd.load(Ordering::Relaxed) != 0 {
+                s.fd.store(0, Ordering::Release);
+            }
+        }
+        let h = self.region(region);
+        h.connections.store(0, Ordering::Relaxed);
+        h.ready.store(0, Ordering::Relaxed);
+    }
+
+    pub fn set_status(&self, region: usize, slot: usize, status: u8) {
+        let s = self.slot(region, slot);
+        let v6 = s.status.load(Ordering::Relaxed) & (1 << 8);
+        s.status.store(v6 | status as u32, Ordering::Release);
+    }
+
+    pub fn touch_recv(&self, region: usize, slot: usize, now_ms: u64) {
+        self.slot(region, slot).last_recv_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    pub fn touch_send(&self, region: usize, slot: usize, now_ms: u64) {
+        self.slot(region, slot).last_send_ms.store(now_ms, Ordering::Relaxed);
+    }
+
+    pub fn set_queued(&self, region: usize, slot: usize, recv: usize, send: usize) {
+        let s = self.slot(region, slot);
+        s.recv_queued.store(recv.min(u32::MAX as usize) as u32, Ordering::Relaxed);
+        s.send_queued.store(send.min(u32::MAX as usize) as u32, Ordering::Relaxed);
+    }
+
+    /// websocket_status of a live fd (0 when the fd is not live).
+    pub fn status(&self, fd: Fd) -> u8 {
+        match self.info(fd) {
+            Some(i) => i.websocket_status,
+            None => 0,
+        }
+    }
+
+    /// Consistent snapshot of a live connection, from any process.
+    pub fn info(&self, fd: Fd) -> Option<ConnectionInfo> {
+        let (r, si, _) = self.decode(fd)?;
+        let s = self.slot(r, si);
+        for _ in 0..4 {
+            if s.fd.load(Ordering::Acquire) != fd {
+                return None;
+            }
+            let status = s.status.load(Ordering::Acquire);
+            let (hi, lo) = (s.ip_hi.load(Ordering::Relaxed), s.ip_lo.load(Ordering::Relaxed));
+            let ip: IpAddr = if status & (1 << 8) != 0 {
+                IpAddr::V6(Ipv6Addr::from(((hi as u128) << 64) | lo as u128))
+            } else {
+                IpAddr::V4(Ipv4Addr::from(lo as u32))
+            };
+            let connect_ms = s.connect_ms.load(Ordering::Relaxed);
+            let recv_ms = s.last_recv_ms.load(Ordering::Relaxed);
+            let send_ms = s.last_send_ms.load(Ordering::Relaxed);
+            let info = ConnectionInfo {
+                fd,
+                websocket_status: (status & 0xff) as u8,
+                remote_ip: ip.to_string(),
+                remote_port: s.remote_port.load(Ordering::Relaxed) as u16,
+                server_port: s.server_port.load(Ordering::Relaxed) as u16,
+                server_fd: s.server_fd.load(Ordering::Relaxed) as i32,
+                socket_fd: s.socket_fd.load(Ordering::Relaxed) as i32,
+                connect_time: connect_ms / 1000,
+                last_time: recv_ms / 1000,
+                last_recv_time: recv_ms as f64 / 1000.0,
+                last_send_time: send_ms as f64 / 1000.0,
+                recv_queued_bytes: s.recv_queued.load(Ordering::Relaxed),
+                send_queued_bytes: s.send_queued.load(Ordering::Relaxed),
+                worker_id: self.region(r).worker_id.load(Ordering::Relaxed) as usize,
+            };
+            if s.fd.load(Ordering::Acquire) == fd {
+                return Some(info);
+            }
+        }
+        None
+    }
+
+    /// Every live fd of the server, region by region.
+    pub fn live_fds(&self) -> Vec<Fd> {
+        let mut out = Vec::new();
+        for r in 0..self.regions {
+            if self.region(r).connections.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
+            for s in 0..self.slots {
+                let fd = self.slot(r, s).fd.load(Ordering::Acquire);
+                if fd != 0 {
+                    out.push(fd);
+                }
+            }
+        }
+        out
+    }
+
+    pub fn stats(&self) -> Stats {
+        let g = self.global();
+        let mut workers = Vec::new();
+        let (mut accepted, mut closed) = (0, 0);
+        for r in 0..self.regions {
+            let h = self.region(r);
+            let pid = h.pid.load(Ordering::Relaxed);
+            accepted += h.accepted.load(Ordering::Relaxed);
+            closed += h.closed.load(Ordering::Relaxed);
+            if pid == 0 {
+                continue;
+            }
+            workers.push(WorkerStats {
+                worker_id: h.worker_id.load(Ordering::Relaxed) as usize,
+                pid,
+                started_ms: h.started_ms.load(Ordering::Relaxed),
+                connections: h.connections.load(Ordering::Relaxed),
+                accepted: h.accepted.load(Ordering::Relaxed),
+                closed: h.closed.load(Ordering::Relaxed),
+                messages_in: h.messages_in.load(Ordering::Relaxed),
+                messages_out: h.messages_out.load(Ordering::Relaxed),
+            });
+        }
+        workers.sort_by_key(|w| w.worker_id);
+        Stats {
+            master_pid: g.master_pid.load(Ordering::Relaxed),
+            start_time_ms: g.started_ms.load(Ordering::Relaxed),
+            connection_num: g.connections.load(Ordering::Relaxed),
+            accept_count: accepted,
+            close_count: closed,
+            reload_count: g.reloads.load(Ordering::Relaxed),
+            worker_restarts: g.worker_restarts.load(Ordering::Relaxed),
+            workers,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(port: u16) -> NewConn {
+        NewConn {
+            remote: SocketAddr::from(([127, 0, 0, 1], port)),
+            server_port: 9502,
+            server_fd: 3,
+            socket_fd: 7,
+            now_ms: 1_700_000_000_123,
+        }
+    }
+
+    #[test]
+    fn fd_encodes_owner_region_and_is_never_reused() {
+        let t = SharedTable::create(4, 8).unwrap();
+        let a = t.open(2, 5, &conn(1));
+        assert_eq!(t.region_of(a), Some(2));
+        assert_eq!(t.live_slot(a), Some((2, 5)));
+        t.close(2, 5);
+        assert_eq!(t.live_slot(a), None, "stale fd must not be live");
+        let b = t.open(2, 5, &conn(2));
+        assert_ne!(a, b, "a reused slot gets a new fd");
+        assert_eq!(t.live_slot(a), None);
+        assert_eq!(t.live_slot(b), Some((2, 5)));
+    }
+
+    #[test]
+    fn first_fds_are_small_positive_integers() {
+        let t = SharedTable::create(2, 1024).unwrap();
+        assert_eq!(t.open(0, 0, &conn(1)), 1);
+        assert_eq!(t.open(1, 0, &conn(1)), 2);
+        assert_eq!(t.open(0, 1, &conn(1)), 3);
+    }
+
+    #[test]
+    fn info_reports_what_was_written() {
+        let t = SharedTable::create(2, 4).unwrap();
+        t.region(1).worker_id.store(1, Ordering::Relaxed);
+        let fd = t.open(1, 3, &conn(4242));
+        t.set_status(1, 3, 3);
+        let i = t.info(fd).unwrap();
+        assert_eq!(i.websocket_status, 3);
+        assert_eq!(i.remote_ip, "127.0.0.1");
+        assert_eq!(i.remote_port, 4242);
+        assert_eq!(i.server_port, 9502);
+        assert_eq!(i.worker_id, 1);
+        assert_eq!(i.connect_time, 1_700_000_000);
+        assert_eq!(t.live_fds(), vec![] as Vec<Fd>, "region counter gates iteration");
+        t.region(1).connections.store(1, Ordering::Relaxed);
+        assert_eq!(t.live_fds(), vec![fd]);
+    }
+
+    #[test]
+    fn unknown_fds_decode_to_nothing_live() {
+        let t = SharedTable::create(2, 4).unwrap();
+        assert!(t.info(0).is_none());
+        assert!(t.info(999_999).is_none());
+        assert_eq!(t.status(12345), 0);
+    }
+
+    #[test]
+    fn shared_table_is_shared_across_fork() {
+        let t = SharedTable::create(2, 4).unwrap();
+        // SAFETY: the child only touches the table and exits.
+        match unsafe { libc::fork() } {
+            0 => {
+                t.open(1, 2, &conn(7));
+                unsafe { libc::_exit(0) };
+            }
+            pid if pid > 0 => {
+                let mut st = 0;
+                unsafe { libc::waitpid(pid, &mut st, 0) };
+                let fd = t.encode(1, 2, 0);
+                assert_eq!(t.info(fd).map(|i| i.remote_port), Some(7));
+            }
+            _ => panic!("fork failed"),
+        }
+    }
+}

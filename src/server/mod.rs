@@ -1,0 +1,222 @@
+//! The Swoole-style server object: settings, callbacks, and (inside a worker) the API that
+//! callbacks use — `push`, `disconnect`, `exist`, `connection_info`, ...
+
+mod api;
+pub(crate) mod handle;
+pub mod request;
+pub mod settings;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+pub use handle::ServerHandle;
+pub use request::{Frame, Request, Response};
+pub use settings::Settings;
+
+use crate::runtime::table::{Fd, SharedTable};
+use crate::runtime::worker::Runtime;
+
+type OpenFn = Box<dyn Fn(&Server, &Request)>;
+type MessageFn = Box<dyn Fn(&Server, &Frame)>;
+type FdFn = Box<dyn Fn(&Server, Fd)>;
+type HttpFn = Box<dyn Fn(&Server, &Request, &mut Response)>;
+type WorkerFn = Box<dyn Fn(&Server, usize)>;
+type PipeFn = Box<dyn Fn(&Server, usize, &[u8])>;
+
+#[derive(Default)]
+pub(crate) struct Callbacks {
+    pub on_open: Option<OpenFn>,
+    pub on_message: Option<MessageFn>,
+    pub on_close: Option<FdFn>,
+    pub on_disconnect: Option<FdFn>,
+    pub on_handshake: Option<HttpFn>,
+    pub on_request: Option<HttpFn>,
+    pub on_worker_start: Option<WorkerFn>,
+    pub on_worker_stop: Option<WorkerFn>,
+    pub on_pipe_message: Option<PipeFn>,
+}
+
+/// One port the server listens on.
+#[derive(Debug, Clone)]
+pub(crate) struct ListenSpec {
+    pub host: String,
+    pub port: u16,
+    /// `false` for a plain-HTTP port: upgrade requests there go to `on_request`.
+    pub websocket: bool,
+}
+
+/// Errors of [`Server::start`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("on_message callback is required (Swoole refuses to start without onMessage)")]
+    NoOnMessage,
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid setting: {0}")]
+    Config(String),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// A WebSocket server in the model of Swoole's `WebSocket\Server`.
+///
+/// Build it in `main`, register callbacks, then [`start`](Server::start): the calling process
+/// becomes the master, which forks `worker_num` workers; callbacks run in the workers and get
+/// `&Server` to push to any connection of the whole server.
+///
+/// ```no_run
+/// use prefork_ws::{Server, Settings, OpCode, FLAG_FIN};
+///
+/// let mut server = Server::new("0.0.0.0", 9502);
+/// server.set(Settings { worker_num: 2, ..Settings::default() });
+/// server.on_open(|_srv, req| println!("server: handshake success with fd{}", req.fd));
+/// server.on_message(|srv, frame| {
+///     srv.push(frame.fd, frame.data, frame.opcode, FLAG_FIN);
+/// });
+/// server.on_close(|_srv, fd| println!("client {fd} closed"));
+/// server.start().expect("server failed");
+/// ```
+pub struct Server {
+    pub(crate) listeners: Vec<ListenSpec>,
+    pub(crate) settings: Settings,
+    pub(crate) cb: Callbacks,
+    /// Set at `start()`, valid in the master and every worker.
+    pub(crate) table: Option<SharedTable>,
+    /// The worker's reactor state; `None` in the master.
+    pub(crate) rt: RefCell<Option<Box<Runtime>>>,
+    /// Work queued with `defer`, run after the current event.
+    pub(crate) deferred: RefCell<Vec<Box<dyn FnOnce(&Server)>>>,
+    /// Extra shared values users attach (e.g. a router), kept alive for the server's life.
+    pub(crate) extensions: RefCell<Vec<Rc<dyn std::any::Any>>>,
+}
+
+impl Server {
+    /// A server listening on `host:port` (port 0 picks a free port, printed at start).
+    pub fn new(host: &str, port: u16) -> Server {
+        Server {
+            listeners: vec![ListenSpec {
+                host: host.to_string(),
+                port,
+                websocket: true,
+            }],
+            settings: Settings::default(),
+            cb: Callbacks::default(),
+            table: None,
+            rt: RefCell::new(None),
+            deferred: RefCell::new(Vec::new()),
+            extensions: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Replaces the settings (`$server->set([...])`).
+    pub fn set(&mut self, settings: Settings) -> &mut Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The current settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Listens on one more port with the same callbacks (`$server->addListener`).
+    pub fn add_listener(&mut self, host: &str, port: u16) -> &mut Self {
+        self.listeners.push(ListenSpec {
+            host: host.to_string(),
+            port,
+            websocket: true,
+        });
+        self
+    }
+
+    /// Listens on one more port for plain HTTP only: every request there, upgrade or not, goes
+    /// to `on_request` (the HTTP server of a Hyperf-style HTTP + WebSocket pair).
+    pub fn add_http_listener(&mut self, host: &str, port: u16) -> &mut Self {
+        self.listeners.push(ListenSpec {
+            host: host.to_string(),
+            port,
+            websocket: false,
+        });
+        self
+    }
+
+    /// After a successful handshake (`onOpen`).
+    pub fn on_open(&mut self, f: impl Fn(&Server, &Request) + 'static) -> &mut Self {
+        self.cb.on_open = Some(Box::new(f));
+        self
+    }
+
+    /// A whole message from a client (`onMessage`, required).
+    pub fn on_message(&mut self, f: impl Fn(&Server, &Frame) + 'static) -> &mut Self {
+        self.cb.on_message = Some(Box::new(f));
+        self
+    }
+
+    /// A WebSocket connection closed, whoever closed it (`onClose`).
+    pub fn on_close(&mut self, f: impl Fn(&Server, Fd) + 'static) -> &mut Self {
+        self.cb.on_close = Some(Box::new(f));
+        self
+    }
+
+    /// A connection that never became a WebSocket closed (`onDisconnect`).
+    pub fn on_disconnect(&mut self, f: impl Fn(&Server, Fd) + 'static) -> &mut Self {
+        self.cb.on_disconnect = Some(Box::new(f));
+        self
+    }
+
+    /// Custom handshake (`onHandShake`): set status 101 to accept (see
+    /// [`Response::accept_websocket`]), anything else refuses. `on_open` is then not called;
+    /// use [`defer`](Server::defer) to run open logic after the 101 is written.
+    pub fn on_handshake(&mut self, f: impl Fn(&Server, &Request, &mut Response) + 'static) -> &mut Self {
+        self.cb.on_handshake = Some(Box::new(f));
+        self
+    }
+
+    /// Plain HTTP on the same port (`onRequest`); without it such requests get `400`.
+    pub fn on_request(&mut self, f: impl Fn(&Server, &Request, &mut Response) + 'static) -> &mut Self {
+        self.cb.on_request = Some(Box::new(f));
+        self
+    }
+
+    /// A worker started (`onWorkerStart`), with its worker id.
+    pub fn on_worker_start(&mut self, f: impl Fn(&Server, usize) + 'static) -> &mut Self {
+        self.cb.on_worker_start = Some(Box::new(f));
+        self
+    }
+
+    /// A worker is stopping (`onWorkerStop`), before its clients are closed.
+    pub fn on_worker_stop(&mut self, f: impl Fn(&Server, usize) + 'static) -> &mut Self {
+        self.cb.on_worker_stop = Some(Box::new(f));
+        self
+    }
+
+    /// A message from another worker's [`send_message`](Server::send_message)
+    /// (`onPipeMessage`): `(server, source worker id, data)`.
+    pub fn on_pipe_message(&mut self, f: impl Fn(&Server, usize, &[u8]) + 'static) -> &mut Self {
+        self.cb.on_pipe_message = Some(Box::new(f));
+        self
+    }
+
+    /// Keeps a value alive for the life of the server (useful for layers built on callbacks).
+    pub fn attach(&self, value: Rc<dyn std::any::Any>) {
+        self.extensions.borrow_mut().push(value);
+    }
+
+    /// Listening addresses as configured.
+    pub fn listen_addrs(&self) -> Vec<(String, u16)> {
+        self.listeners.iter().map(|l| (l.host.clone(), l.port)).collect()
+    }
+
+    /// Runs the server: binds, forks the workers, supervises them and returns after a graceful
+    /// shutdown (SIGTERM/SIGINT). Never returns in the workers.
+    pub fn start(self) -> Result<(), Error> {
+        if self.cb.on_message.is_none() {
+            return Err(Error::NoOnMessage);
+        }
+        crate::runtime::master::run(self)
+    }
+}

@@ -1,0 +1,204 @@
+//! `Request`, `Response` and `Frame`: what callbacks receive.
+
+use std::net::SocketAddr;
+
+use crate::protocol::frame::OpCode;
+use crate::protocol::handshake::HttpRequest;
+use crate::runtime::table::Fd;
+
+/// An HTTP request: the WebSocket upgrade request in `on_open` / `on_handshake`, or a plain
+/// request in `on_request` (Swoole's `Swoole\Http\Request`).
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Connection id.
+    pub fd: Fd,
+    /// Peer address.
+    pub remote_addr: SocketAddr,
+    /// Port of the listener that accepted the connection.
+    pub server_port: u16,
+    /// Request body (plain HTTP requests with `Content-Length`).
+    pub body: Vec<u8>,
+    pub(crate) http: HttpRequest,
+}
+
+impl Request {
+    pub(crate) fn new(fd: Fd, remote_addr: SocketAddr, server_port: u16, http: HttpRequest) -> Self {
+        Request {
+            fd,
+            remote_addr,
+            server_port,
+            body: Vec::new(),
+            http,
+        }
+    }
+
+    /// `GET`, `POST`, ...
+    pub fn method(&self) -> &str {
+        &self.http.method
+    }
+
+    /// Path without the query string.
+    pub fn path(&self) -> &str {
+        &self.http.path
+    }
+
+    /// Raw query string, without `?`.
+    pub fn query_string(&self) -> &str {
+        &self.http.query_string
+    }
+
+    /// A query parameter (`$request->get['name']`), percent-decoded.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.http
+            .query_pairs()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// Every query parameter, in order.
+    pub fn query(&self) -> Vec<(String, String)> {
+        self.http.query_pairs()
+    }
+
+    /// A header by name, case-insensitively (`$request->header['name']`).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let lower = name.to_ascii_lowercase();
+        self.http.header(&lower)
+    }
+
+    /// All headers, names lower-cased.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.http.headers
+    }
+
+    /// A cookie by name (`$request->cookie['name']`).
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        self.http
+            .cookies()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// The parsed request as the protocol layer sees it.
+    pub fn http(&self) -> &HttpRequest {
+        &self.http
+    }
+}
+
+/// An HTTP response under construction (Swoole's `Swoole\Http\Response`).
+///
+/// In `on_handshake`, set status 101 (see [`Response::accept_websocket`]) to accept; any other
+/// status refuses the upgrade with that status, headers and body.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub(crate) status: u16,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) ended: bool,
+    pub(crate) close: bool,
+}
+
+impl Default for Response {
+    fn default() -> Self {
+        Response {
+            status: 200,
+            headers: Vec::new(),
+            body: Vec::new(),
+            ended: false,
+            close: false,
+        }
+    }
+}
+
+impl Response {
+    /// Sets the status code.
+    pub fn status(&mut self, code: u16) -> &mut Self {
+        self.status = code;
+        self
+    }
+
+    /// The status code set so far.
+    pub fn status_code(&self) -> u16 {
+        self.status
+    }
+
+    /// Adds a header.
+    pub fn header(&mut self, name: &str, value: &str) -> &mut Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Appends to the body.
+    pub fn write(&mut self, body: impl AsRef<[u8]>) -> &mut Self {
+        self.body.extend_from_slice(body.as_ref());
+        self
+    }
+
+    /// Appends to the body and finishes the response.
+    pub fn end(&mut self, body: impl AsRef<[u8]>) {
+        self.write(body);
+        self.ended = true;
+    }
+
+    /// Closes the connection after this response (`$response->close()`); `on_disconnect` runs.
+    pub fn close(&mut self) {
+        self.close = true;
+        self.ended = true;
+    }
+
+    /// Fills in a standard RFC 6455 acceptance for `request` (status 101, `Upgrade`,
+    /// `Connection`, `Sec-WebSocket-Accept`). Returns `false` and sets 400 when the request is
+    /// not a valid upgrade (bad key, wrong version, ...). Custom handshakes call this and then
+    /// add their own headers, e.g. `Sec-WebSocket-Protocol`.
+    pub fn accept_websocket(&mut self, request: &Request) -> bool {
+        match crate::protocol::handshake::validate_upgrade(&request.http) {
+            Ok(up) => {
+                self.status = 101;
+                self.headers.push(("Upgrade".into(), "websocket".into()));
+                self.headers.push(("Connection".into(), "Upgrade".into()));
+                self.headers.push((
+                    "Sec-WebSocket-Accept".into(),
+                    crate::protocol::handshake::accept_key(&up.key),
+                ));
+                true
+            }
+            Err(e) => {
+                self.status = e.status();
+                false
+            }
+        }
+    }
+}
+
+/// A message received from a client (Swoole's `Swoole\WebSocket\Frame`). Fragmented messages
+/// arrive reassembled; text is valid UTF-8.
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<'a> {
+    /// Connection id of the sender.
+    pub fd: Fd,
+    /// Payload (inflated if it was compressed).
+    pub data: &'a [u8],
+    /// `Text` or `Binary`; `Ping`, `Pong` and `Close` only with the `open_websocket_*_frame`
+    /// settings.
+    pub opcode: OpCode,
+    /// `FLAG_FIN`, plus `FLAG_COMPRESS` if the message came compressed.
+    pub flags: u8,
+    /// Always `true`: messages are reassembled before the callback.
+    pub finish: bool,
+    /// Close frames: the peer's code (0 when it sent none).
+    pub code: u16,
+    /// Close frames: the peer's reason.
+    pub reason: &'a str,
+}
+
+impl<'a> Frame<'a> {
+    /// The payload as text, when it is a text message.
+    pub fn text(&self) -> Option<&'a str> {
+        match self.opcode {
+            OpCode::Text => std::str::from_utf8(self.data).ok(),
+            _ => None,
+        }
+    }
+}
