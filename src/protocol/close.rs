@@ -106,10 +106,15 @@ mod tests {
 
     #[test]
     fn wire_close_codes_follow_rfc6455() {
-        for c in [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999] {
+        for c in [
+            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999,
+            4000, 4999,
+        ] {
             assert!(is_valid_wire_close_code(c), "{c}");
         }
-        for c in [0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535] {
+        for c in [
+            0, 1, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ] {
             assert!(!is_valid_wire_close_code(c), "{c}");
         }
     }
@@ -126,7 +131,10 @@ mod tests {
 
     #[test]
     fn close_payload_builds_code_and_reason() {
-        assert_eq!(close_payload(1000, "ok").unwrap(), vec![0x03, 0xe8, b'o', b'k']);
+        assert_eq!(
+            close_payload(1000, "ok").unwrap(),
+            vec![0x03, 0xe8, b'o', b'k']
+        );
         assert!(close_payload(1000, &"x".repeat(123)).is_ok());
     }
 
@@ -160,7 +168,10 @@ mod tests {
     #[test]
     fn empty_close_payload_has_no_code() {
         assert_eq!(parse_close_payload(&[]).unwrap(), (None, ""));
-        assert_eq!(parse_close_payload(&[0x03, 0xe8, b'h']).unwrap(), (Some(1000), "h"));
+        assert_eq!(
+            parse_close_payload(&[0x03, 0xe8, b'h']).unwrap(),
+            (Some(1000), "h")
+        );
     }
 
     #[test]

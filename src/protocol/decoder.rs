@@ -84,11 +84,33 @@ struct Partial {
 /// Result of one step, without borrows (turned into an [`Event`] at the end).
 enum Step {
     Nothing(usize),
-    InputMessage { consumed: usize, start: usize, end: usize, opcode: OpCode },
-    InputPing { consumed: usize, start: usize, end: usize },
-    InputPong { consumed: usize, start: usize, end: usize },
-    InputClose { consumed: usize, code: Option<u16>, start: usize, end: usize },
-    BufMessage { consumed: usize, opcode: OpCode, compressed: bool },
+    InputMessage {
+        consumed: usize,
+        start: usize,
+        end: usize,
+        opcode: OpCode,
+    },
+    InputPing {
+        consumed: usize,
+        start: usize,
+        end: usize,
+    },
+    InputPong {
+        consumed: usize,
+        start: usize,
+        end: usize,
+    },
+    InputClose {
+        consumed: usize,
+        code: Option<u16>,
+        start: usize,
+        end: usize,
+    },
+    BufMessage {
+        consumed: usize,
+        opcode: OpCode,
+        compressed: bool,
+    },
 }
 
 /// Per-connection decoder (RFC 6455 §5, RFC 7692). Idle size is a few words;
@@ -154,7 +176,12 @@ impl MessageDecoder {
         let input: &'a [u8] = input;
         Ok(match step {
             Step::Nothing(n) => (n, None),
-            Step::InputMessage { consumed, start, end, opcode } => (
+            Step::InputMessage {
+                consumed,
+                start,
+                end,
+                opcode,
+            } => (
                 consumed,
                 Some(Event::Message {
                     opcode,
@@ -162,13 +189,22 @@ impl MessageDecoder {
                     compressed: false,
                 }),
             ),
-            Step::InputPing { consumed, start, end } => {
-                (consumed, Some(Event::Ping(&input[start..end])))
-            }
-            Step::InputPong { consumed, start, end } => {
-                (consumed, Some(Event::Pong(&input[start..end])))
-            }
-            Step::InputClose { consumed, code, start, end } => (
+            Step::InputPing {
+                consumed,
+                start,
+                end,
+            } => (consumed, Some(Event::Ping(&input[start..end]))),
+            Step::InputPong {
+                consumed,
+                start,
+                end,
+            } => (consumed, Some(Event::Pong(&input[start..end]))),
+            Step::InputClose {
+                consumed,
+                code,
+                start,
+                end,
+            } => (
                 consumed,
                 Some(Event::Close {
                     code,
@@ -176,7 +212,11 @@ impl MessageDecoder {
                     reason: std::str::from_utf8(&input[start..end]).unwrap_or(""),
                 }),
             ),
-            Step::BufMessage { consumed, opcode, compressed } => match self.partial.as_deref() {
+            Step::BufMessage {
+                consumed,
+                opcode,
+                compressed,
+            } => match self.partial.as_deref() {
                 Some(p) => (
                     consumed,
                     Some(Event::Message {
@@ -254,14 +294,27 @@ impl MessageDecoder {
                 apply_mask(&mut input[hl..end], m, 0);
             }
             return Ok(match op {
-                OpCode::Ping => Step::InputPing { consumed: end, start: hl, end },
-                OpCode::Pong => Step::InputPong { consumed: end, start: hl, end },
+                OpCode::Ping => Step::InputPing {
+                    consumed: end,
+                    start: hl,
+                    end,
+                },
+                OpCode::Pong => Step::InputPong {
+                    consumed: end,
+                    start: hl,
+                    end,
+                },
                 _ => {
                     let (code, _) = parse_close_payload(&input[hl..end])?;
                     self.closed = true;
                     self.partial = None;
                     let start = if code.is_some() { hl + 2 } else { end };
-                    Step::InputClose { consumed: end, code, start, end }
+                    Step::InputClose {
+                        consumed: end,
+                        code,
+                        start,
+                        end,
+                    }
                 }
             });
         }
@@ -311,7 +364,12 @@ impl MessageDecoder {
             if op == OpCode::Text && std::str::from_utf8(&input[hl..end]).is_err() {
                 return Err(ProtocolError::InvalidUtf8);
             }
-            return Ok(Step::InputMessage { consumed: end, start: hl, end, opcode: op });
+            return Ok(Step::InputMessage {
+                consumed: end,
+                start: hl,
+                end,
+                opcode: op,
+            });
         }
 
         let p = self.partial.get_or_insert_with(Box::default);
@@ -348,7 +406,10 @@ impl MessageDecoder {
         let text = p.msg == Some(OpCode::Text);
         if p.compressed {
             p.compressed_len += take as u64;
-            let inflater = self.inflater.as_deref_mut().ok_or(ProtocolError::ReservedBits)?;
+            let inflater = self
+                .inflater
+                .as_deref_mut()
+                .ok_or(ProtocolError::ReservedBits)?;
             let before = p.buf.len();
             inflater.decompress_chunk(chunk, &mut p.buf, max)?;
             if text {
@@ -372,7 +433,10 @@ impl MessageDecoder {
             return Ok(Step::Nothing(consumed));
         }
         if p.compressed {
-            let inflater = self.inflater.as_deref_mut().ok_or(ProtocolError::ReservedBits)?;
+            let inflater = self
+                .inflater
+                .as_deref_mut()
+                .ok_or(ProtocolError::ReservedBits)?;
             let before = p.buf.len();
             inflater.finish_message(&mut p.buf, max)?;
             if text {
@@ -384,7 +448,11 @@ impl MessageDecoder {
         }
         let opcode = p.msg.take().unwrap_or(OpCode::Binary);
         p.delivered = true;
-        Ok(Step::BufMessage { consumed, opcode, compressed: p.compressed })
+        Ok(Step::BufMessage {
+            consumed,
+            opcode,
+            compressed: p.compressed,
+        })
     }
 }
 

@@ -64,9 +64,8 @@ fn split_unquoted(s: &str, sep: char) -> Vec<&str> {
 
 fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
-        })
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Window bits value: 8..=15 without leading zeros, optionally quoted.
@@ -77,8 +76,7 @@ fn parse_bits(v: &str) -> Option<u8> {
     } else {
         v
     };
-    if v.is_empty() || v.len() > 2 || !v.bytes().all(|b| b.is_ascii_digit()) || v.starts_with('0')
-    {
+    if v.is_empty() || v.len() > 2 || !v.bytes().all(|b| b.is_ascii_digit()) || v.starts_with('0') {
         return None;
     }
     let n: u8 = v.parse().ok()?;
@@ -298,7 +296,11 @@ impl Inflater {
     }
 
     /// Streaming: ends the message (feeds the trailer, resets if needed).
-    pub fn finish_message(&mut self, out: &mut Vec<u8>, max_size: usize) -> Result<(), ProtocolError> {
+    pub fn finish_message(
+        &mut self,
+        out: &mut Vec<u8>,
+        max_size: usize,
+    ) -> Result<(), ProtocolError> {
         let r = self.inflate(&TRAILER, out, max_size);
         if r.is_err() || self.no_context_takeover {
             self.d.reset(false);
@@ -311,7 +313,12 @@ impl Inflater {
         self.d.reset(false);
     }
 
-    fn inflate(&mut self, mut input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), ProtocolError> {
+    fn inflate(
+        &mut self,
+        mut input: &[u8],
+        out: &mut Vec<u8>,
+        max: usize,
+    ) -> Result<(), ProtocolError> {
         let too_large = ProtocolError::MessageTooLarge { limit: max };
         loop {
             if out.len() > max {
@@ -404,13 +411,21 @@ mod tests {
         )
         .unwrap();
         assert!(c.server_no_context_takeover && c.client_no_context_takeover);
-        assert_eq!((c.server_max_window_bits, c.client_max_window_bits), (10, 12));
+        assert_eq!(
+            (c.server_max_window_bits, c.client_max_window_bits),
+            (10, 12)
+        );
         assert_eq!(r, "permessage-deflate; server_no_context_takeover; client_no_context_takeover; server_max_window_bits=10; client_max_window_bits=12");
     }
 
     #[test]
     fn negotiate_quoted_value() {
-        assert_eq!(cfg("permessage-deflate; server_max_window_bits=\"11\"").unwrap().server_max_window_bits, 11);
+        assert_eq!(
+            cfg("permessage-deflate; server_max_window_bits=\"11\"")
+                .unwrap()
+                .server_max_window_bits,
+            11
+        );
     }
 
     #[test]
@@ -421,15 +436,27 @@ mod tests {
 
     #[test]
     fn duplicate_param_declines_offer() {
-        assert!(negotiate("permessage-deflate; server_no_context_takeover; server_no_context_takeover").is_none());
-        assert!(negotiate("permessage-deflate; client_max_window_bits=10; client_max_window_bits").is_none());
+        assert!(negotiate(
+            "permessage-deflate; server_no_context_takeover; server_no_context_takeover"
+        )
+        .is_none());
+        assert!(
+            negotiate("permessage-deflate; client_max_window_bits=10; client_max_window_bits")
+                .is_none()
+        );
     }
 
     #[test]
     fn bad_window_values_decline_offer() {
         for v in ["7", "16", "08", "0", "", "abc", "1 0", "-9"] {
-            assert!(negotiate(&format!("permessage-deflate; server_max_window_bits={v}")).is_none(), "{v}");
-            assert!(negotiate(&format!("permessage-deflate; client_max_window_bits={v}")).is_none(), "{v}");
+            assert!(
+                negotiate(&format!("permessage-deflate; server_max_window_bits={v}")).is_none(),
+                "{v}"
+            );
+            assert!(
+                negotiate(&format!("permessage-deflate; client_max_window_bits={v}")).is_none(),
+                "{v}"
+            );
         }
         assert!(negotiate("permessage-deflate; server_max_window_bits").is_none());
         assert!(negotiate("permessage-deflate; server_no_context_takeover=1").is_none());
@@ -451,13 +478,16 @@ mod tests {
         // inflater works with a wider window
         let mut i = Inflater::new(&c);
         let mut out = Vec::new();
-        i.decompress(&compress_once(b"hello hello hello").unwrap(), &mut out, 100).unwrap();
+        i.decompress(&compress_once(b"hello hello hello").unwrap(), &mut out, 100)
+            .unwrap();
         assert_eq!(out, b"hello hello hello");
     }
 
     #[test]
     fn other_extensions_are_skipped() {
-        let (c, _) = negotiate("x-webkit-deflate-frame, permessage-deflate; client_no_context_takeover").unwrap();
+        let (c, _) =
+            negotiate("x-webkit-deflate-frame, permessage-deflate; client_no_context_takeover")
+                .unwrap();
         assert!(c.client_no_context_takeover);
         assert!(negotiate("x-webkit-deflate-frame").is_none());
         assert!(negotiate("").is_none());
@@ -483,11 +513,13 @@ mod tests {
         // RFC 7692 §7.2.3.1
         let mut i = Inflater::new(&DeflateConfig::default());
         let mut out = Vec::new();
-        i.decompress(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut out, 100).unwrap();
+        i.decompress(&[0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00], &mut out, 100)
+            .unwrap();
         assert_eq!(out, b"Hello");
         // §7.2.3.2: second message referencing the first with context takeover
         let mut out = Vec::new();
-        i.decompress(&[0xf2, 0x00, 0x11, 0x00, 0x00], &mut out, 100).unwrap();
+        i.decompress(&[0xf2, 0x00, 0x11, 0x00, 0x00], &mut out, 100)
+            .unwrap();
         assert_eq!(out, b"Hello");
     }
 
@@ -496,7 +528,12 @@ mod tests {
         // §7.2.3.4 style: a final block then the trailer
         let mut i = Inflater::new(&DeflateConfig::default());
         let mut out = Vec::new();
-        i.decompress(&[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00], &mut out, 100).unwrap();
+        i.decompress(
+            &[0xf3, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00, 0x00],
+            &mut out,
+            100,
+        )
+        .unwrap();
         assert_eq!(out, b"Hello");
     }
 
@@ -509,7 +546,10 @@ mod tests {
         d.compress(msg, &mut a).unwrap();
         d.compress(msg, &mut b).unwrap();
         assert!(b.len() < a.len());
-        let nc = DeflateConfig { server_no_context_takeover: true, ..c };
+        let nc = DeflateConfig {
+            server_no_context_takeover: true,
+            ..c
+        };
         let mut d = Deflater::new(&nc);
         let (mut a, mut b) = (Vec::new(), Vec::new());
         d.compress(msg, &mut a).unwrap();
@@ -525,14 +565,20 @@ mod tests {
         let mut out = Vec::new();
         let e = i.decompress(&z, &mut out, 1 << 20).unwrap_err();
         assert_eq!(e.close_code(), 1009);
-        assert!(out.capacity() <= (1 << 20) + MIN_CHUNK + 1, "cap {}", out.capacity());
+        assert!(
+            out.capacity() <= (1 << 20) + MIN_CHUNK + 1,
+            "cap {}",
+            out.capacity()
+        );
     }
 
     #[test]
     fn garbage_is_an_inflate_error() {
         let mut i = Inflater::new(&DeflateConfig::default());
         let mut out = Vec::new();
-        let e = i.decompress(&[0xff, 0xff, 0xff, 0xff], &mut out, 100).unwrap_err();
+        let e = i
+            .decompress(&[0xff, 0xff, 0xff, 0xff], &mut out, 100)
+            .unwrap_err();
         assert!(matches!(e, ProtocolError::Inflate(_)));
         assert_eq!(e.close_code(), 1002);
     }
@@ -541,7 +587,11 @@ mod tests {
     fn all_window_sizes_roundtrip() {
         let data: Vec<u8> = (0..50_000u32).map(|i| (i * i % 251) as u8).collect();
         for sb in 9..=15u8 {
-            let c = DeflateConfig { server_max_window_bits: sb, client_max_window_bits: sb, ..DeflateConfig::default() };
+            let c = DeflateConfig {
+                server_max_window_bits: sb,
+                client_max_window_bits: sb,
+                ..DeflateConfig::default()
+            };
             let mut d = Deflater::new(&c);
             let mut i = Inflater::new(&c);
             for _ in 0..2 {

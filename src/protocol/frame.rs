@@ -384,7 +384,14 @@ mod tests {
                 assert_eq!(p.header_len, n);
                 assert_eq!(p.mask, mask);
                 assert!(p.fin && !p.rsv1 && p.opcode == 2);
-                let expect = 2 + if len < 126 { 0 } else if len < 65536 { 2 } else { 8 } + if mask.is_some() { 4 } else { 0 };
+                let expect =
+                    2 + if len < 126 {
+                        0
+                    } else if len < 65536 {
+                        2
+                    } else {
+                        8
+                    } + if mask.is_some() { 4 } else { 0 };
                 assert_eq!(n, expect);
             }
         }
@@ -394,7 +401,9 @@ mod tests {
     fn non_minimal_length_is_allowed() {
         let h = parse_header(&[0x82, 126, 0, 5]).unwrap().unwrap();
         assert_eq!(h.payload_len, 5);
-        let h = parse_header(&[0x82, 127, 0, 0, 0, 0, 0, 0, 0, 5]).unwrap().unwrap();
+        let h = parse_header(&[0x82, 127, 0, 0, 0, 0, 0, 0, 0, 5])
+            .unwrap()
+            .unwrap();
         assert_eq!(h.payload_len, 5);
     }
 

@@ -19,8 +19,10 @@ pub(crate) enum Phase {
     Http,
     /// WebSocket established.
     Ws,
-    /// Finished: output is flushed, then the socket is closed. Input is ignored.
+    /// Finished: pending output is being flushed. Input is ignored.
     Draining,
+    /// Everything is written and our FIN is sent; waiting (briefly) for the peer's FIN.
+    Lingering,
     /// Queued for removal at the end of the event batch.
     Dead,
 }

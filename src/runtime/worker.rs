@@ -251,6 +251,10 @@ impl Runtime {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
+        if c.phase == Phase::Lingering {
+            return;
+        }
+        c.phase = Phase::Lingering;
         if c.stream.shutdown(std::net::Shutdown::Write).is_err() {
             self.kill(key, Why::Done);
             return;
@@ -684,7 +688,7 @@ impl Server {
                     let full = n == buf.len();
                     let now = rt.now_ms;
                     rt.table.touch_recv(rt.region, key, now);
-                    if phase == Phase::Draining {
+                    if matches!(phase, Phase::Draining | Phase::Lingering) {
                         rt.rbuf = buf;
                         if !full {
                             return;
@@ -1144,7 +1148,7 @@ impl Server {
                     log::info!("fd {fd}: peer did not answer our close frame in time, closing");
                     rt.kill(key, Why::CloseTimeout);
                 }
-                Phase::Draining => rt.kill(key, Why::Done),
+                Phase::Draining | Phase::Lingering => rt.kill(key, Why::Done),
                 _ => {}
             }
         }
@@ -1292,7 +1296,7 @@ impl Runtime {
     pub fn kill_after_flush(&mut self, key: usize) {
         let now = self.now_ms;
         let Some(c) = self.conns.get_mut(key) else { return };
-        if matches!(c.phase, Phase::Dead | Phase::Draining) {
+        if matches!(c.phase, Phase::Dead | Phase::Draining | Phase::Lingering) {
             return;
         }
         c.phase = Phase::Draining;

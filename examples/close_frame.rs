@@ -1,0 +1,31 @@
+//! Seed 003: `open_websocket_close_frame` — close frames reach `on_message` with their code and
+//! reason (the server still answers the closing handshake).
+//!
+//! `cargo run --release --example close_frame -- --port 9502`
+
+use prefork_ws::cli::ExampleArgs;
+use prefork_ws::{OpCode, Server, Settings, FLAG_FIN};
+
+fn main() {
+    ExampleArgs::init_logging();
+    let args = ExampleArgs::parse(9502);
+    let mut server = Server::new(&args.host, args.port);
+    server.set(Settings {
+        worker_num: args.workers,
+        open_websocket_close_frame: true,
+        ..Settings::default()
+    });
+    server.on_message(|server, frame| {
+        if frame.opcode == OpCode::Close {
+            println!("Close frame received: Code {} Reason {}", frame.code, frame.reason);
+        } else {
+            println!("Message received: {}", String::from_utf8_lossy(frame.data));
+            server.push(frame.fd, frame.data, frame.opcode, FLAG_FIN);
+        }
+    });
+    server.on_close(|_server, fd| println!("client {fd} closed"));
+    if let Err(e) = server.start() {
+        eprintln!("close_frame: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,31 @@
+//! Seed 003: `open_websocket_ping_frame` — pings reach `on_message` and are answered by hand
+//! with a pong (with the same payload, as RFC 6455 asks).
+//!
+//! `cargo run --release --example ping_pong -- --port 9502`
+
+use prefork_ws::cli::ExampleArgs;
+use prefork_ws::{OpCode, Server, Settings, FLAG_FIN};
+
+fn main() {
+    ExampleArgs::init_logging();
+    let args = ExampleArgs::parse(9502);
+    let mut server = Server::new(&args.host, args.port);
+    server.set(Settings {
+        worker_num: args.workers,
+        open_websocket_ping_frame: true,
+        ..Settings::default()
+    });
+    server.on_message(|server, frame| {
+        if frame.opcode == OpCode::Ping {
+            println!("Ping frame received: Code {}", frame.opcode.as_u8());
+            server.push(frame.fd, frame.data, OpCode::Pong, FLAG_FIN);
+        } else {
+            println!("Message received: {}", String::from_utf8_lossy(frame.data));
+            server.push(frame.fd, frame.data, frame.opcode, FLAG_FIN);
+        }
+    });
+    if let Err(e) = server.start() {
+        eprintln!("ping_pong: {e}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,159 @@
+//! A server that exposes the whole API through text commands, so integration tests can drive
+//! every method from a client. Not an example for users: see `examples/`.
+//!
+//! Commands (one per text message; the reply goes to the sender):
+//! `whoami` → `fd=<fd> worker=<id>`; `info <fd>`; `push <fd> <text>`; `exist <fd>`;
+//! `established <fd>`; `connections`; `disconnect <fd> <code> [reason]`; `panic`;
+//! `flood <count> <size>`; `broadcast <text>`; `sendmsg <worker> <text>`;
+//! `after <ms> <text>`; `stats`; `ctx-set <v>` / `ctx-get`; anything else is echoed.
+
+use std::time::Duration;
+
+use prefork_ws::cli::ExampleArgs;
+use prefork_ws::{OpCode, Server, Settings, FLAG_FIN};
+
+fn main() {
+    ExampleArgs::init_logging();
+    let args = ExampleArgs::parse(9502);
+    let num = |k: &str| args.get(k).and_then(|v| v.parse::<u64>().ok());
+    let mut server = Server::new(&args.host, args.port);
+    let mut settings = Settings {
+        worker_num: args.workers,
+        websocket_subprotocol: args.get("subprotocol").map(Into::into),
+        heartbeat_check_interval: num("heartbeat-check"),
+        heartbeat_idle_time: num("heartbeat-idle"),
+        websocket_compression: args.get("compression").is_some(),
+        pid_file: args.get("pid-file").map(Into::into),
+        ..Settings::default()
+    };
+    if let Some(v) = num("buffer-output-size") {
+        settings.buffer_output_size = v as usize;
+    }
+    if let Some(v) = num("package-max-length") {
+        settings.package_max_length = v as usize;
+    }
+    if let Some(v) = num("handshake-timeout-ms") {
+        settings.handshake_timeout = Duration::from_millis(v);
+    }
+    if let Some(v) = num("max-wait-ms") {
+        settings.max_wait_time = Duration::from_millis(v);
+    }
+    if let Some(v) = num("max-conn") {
+        settings.max_conn = v as usize;
+    }
+    server.set(settings);
+    if args.get("with-request").is_some() {
+        server.on_request(|server, req, resp| {
+            if req.path() == "/broadcast" {
+                server.broadcast(req.get("message").unwrap_or_default(), OpCode::Text);
+            }
+            resp.header("Content-Type", "text/plain");
+            resp.end(format!("path={} query={}", req.path(), req.query_string()));
+        });
+    }
+    server.on_open(|server, req| {
+        if req.path() == "/panic-open" {
+            panic!("panic in on_open on purpose");
+        }
+        server.push(req.fd, format!("welcome {}", req.fd), OpCode::Text, FLAG_FIN);
+    });
+    server.on_pipe_message(|server, from, data| {
+        let text = String::from_utf8_lossy(data);
+        if let Some((fd, msg)) = text.split_once(' ') {
+            let fd: u64 = fd.parse().unwrap_or(0);
+            let worker = server.worker_id().unwrap_or(99);
+            server.push(fd, format!("pipe from {from} at {worker}: {msg}"), OpCode::Text, FLAG_FIN);
+        }
+    });
+    server.on_worker_start(|_server, id| println!("worker start {id}"));
+    server.on_worker_stop(|_server, id| println!("worker stop {id}"));
+    server.on_close(|_server, fd| println!("close {fd}"));
+    server.on_message(|server, frame| {
+        let fd = frame.fd;
+        let reply = |s: String| {
+            server.push(fd, s, OpCode::Text, FLAG_FIN);
+        };
+        let Some(text) = frame.text() else {
+            server.push(fd, frame.data, frame.opcode, FLAG_FIN);
+            return;
+        };
+        let mut parts = text.splitn(3, ' ');
+        let cmd = parts.next().unwrap_or("");
+        let a = parts.next().unwrap_or("");
+        let b = parts.next().unwrap_or("");
+        let fd_arg = || a.parse::<u64>().unwrap_or(0);
+        match cmd {
+            "whoami" => reply(format!("fd={fd} worker={}", server.worker_id().unwrap_or(99))),
+            "info" => reply(match server.connection_info(fd_arg()) {
+                Some(i) => format!(
+                    "status={} worker={} remote={}:{} server_port={} connect_time={} last_time={}",
+                    i.websocket_status, i.worker_id, i.remote_ip, i.remote_port, i.server_port, i.connect_time, i.last_time
+                ),
+                None => "none".into(),
+            }),
+            "push" => {
+                let ok = server.push(fd_arg(), b, OpCode::Text, FLAG_FIN);
+                reply(format!("push:{ok}"));
+            }
+            "exist" => reply(format!("exist:{}", server.exist(fd_arg()))),
+            "established" => reply(format!("established:{}", server.is_established(fd_arg()))),
+            "connections" => {
+                let mut v = server.connections();
+                v.sort();
+                reply(format!("connections:{v:?}"));
+            }
+            "disconnect" => {
+                let (code, reason) = b.split_once(' ').unwrap_or((b, ""));
+                let ok = server.disconnect(fd_arg(), code.parse().unwrap_or(0), reason);
+                reply(format!("disconnect:{ok}"));
+            }
+            "panic" => panic!("panic in on_message on purpose"),
+            "flood" => {
+                let size: usize = b.parse().unwrap_or(1024);
+                let chunk = vec![b'x'; size];
+                let mut sent = 0;
+                for _ in 0..a.parse::<usize>().unwrap_or(1) {
+                    if !server.push(fd, &chunk, OpCode::Binary, FLAG_FIN) {
+                        break;
+                    }
+                    sent += 1;
+                }
+                println!("flood sent {sent}");
+            }
+            "broadcast" => {
+                server.broadcast(format!("{a} {b}").trim(), OpCode::Text);
+            }
+            "sendmsg" => {
+                let ok = server.send_message(format!("{fd} {b}"), a.parse().unwrap_or(999));
+                if !ok {
+                    reply("sendmsg:false".into());
+                }
+            }
+            "after" => {
+                let msg = b.to_string();
+                server.after(a.parse().unwrap_or(10), move |s| {
+                    s.push(fd, msg, OpCode::Text, FLAG_FIN);
+                });
+            }
+            "stats" => {
+                let s = server.stats();
+                reply(match s {
+                    Some(s) => format!("connections={} workers={}", s.connection_num, s.workers.len()),
+                    None => "none".into(),
+                });
+            }
+            "ctx-set" => {
+                server.set_context(fd, "v", a.to_string());
+                reply("ok".into());
+            }
+            "ctx-get" => reply(server.get_context::<String>(fd, "v").unwrap_or_else(|| "unset".into())),
+            _ => {
+                server.push(fd, frame.data, frame.opcode, FLAG_FIN);
+            }
+        }
+    });
+    if let Err(e) = server.start() {
+        eprintln!("testbed: {e}");
+        std::process::exit(1);
+    }
+}
