@@ -10,13 +10,17 @@ fn usage() -> ExitCode {
 }
 
 fn read_pid(path: &str) -> Result<i32, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read pid file {path}: {e}"))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read pid file {path}: {e} (is the server running?)"))?;
     text.trim().parse().map_err(|_| format!("pid file {path} does not hold a pid"))
 }
 
 fn alive(pid: i32) -> bool {
+    // A zombie (exited, not yet reaped by its parent) is not running.
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .unwrap_or(false);
     // SAFETY: signal 0 only checks for existence.
-    unsafe { libc::kill(pid, 0) == 0 }
+    !zombie && unsafe { libc::kill(pid, 0) == 0 }
 }
 
 fn signal(pid: i32, sig: libc::c_int) -> Result<(), String> {

@@ -1,8 +1,12 @@
 //! permessage-deflate (RFC 7692): negotiation and the per-connection codec.
 //!
-//! zlib cannot compress with a 256-byte window (raw deflate, windowBits 8), so
-//! offers requiring `server_max_window_bits=8` are declined. A client window of
-//! 8 is fine: the inflater simply uses a larger window (9..=15).
+//! Window sizes: zlib (and zlib-rs) cannot open a raw deflate stream with a
+//! 256-byte window (windowBits 8). When a client asks for
+//! `server_max_window_bits=8` we still accept (Autobahn 13.3.x / 13.5.x need it)
+//! and compress with windowBits 9: zlib never emits a match distance larger
+//! than `w_size - MIN_LOOKAHEAD` = 512 - 262 = 250 bytes for that window, so
+//! the stream is decodable with a 256-byte window. A client window of 8 is
+//! fine too: the inflater simply uses a larger window (9..=15).
 
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
@@ -20,7 +24,8 @@ pub struct DeflateConfig {
     pub server_no_context_takeover: bool,
     /// Client resets its compression context after every message (so we reset our inflater).
     pub client_no_context_takeover: bool,
-    /// Server's LZ77 window (9..=15).
+    /// Server's LZ77 window (8..=15; 8 is compressed with windowBits 9, whose
+    /// match distances never exceed 250 bytes).
     pub server_max_window_bits: u8,
     /// Client's LZ77 window (8..=15; the inflater uses at least 9).
     pub client_max_window_bits: u8,
@@ -138,10 +143,6 @@ fn evaluate_offer(offer: &str) -> Option<(DeflateConfig, String)> {
             _ => return None,
         }
     }
-    if smwb == Some(8) {
-        // zlib cannot produce raw deflate with a 256-byte window
-        return None;
-    }
     cfg.server_no_context_takeover = snct;
     cfg.client_no_context_takeover = cnct;
     cfg.server_max_window_bits = smwb.unwrap_or(15);
@@ -164,7 +165,9 @@ fn evaluate_offer(offer: &str) -> Option<(DeflateConfig, String)> {
 
 /// Parses the client's `Sec-WebSocket-Extensions` (several comma-separated
 /// offers, each with `;` params) and returns the first acceptable
-/// permessage-deflate offer as (config, response header value).
+/// permessage-deflate offer as (config, response header value). Offers with
+/// unknown, duplicate or malformed parameters are skipped.
+/// `server_max_window_bits=8` is accepted (see the module docs).
 pub fn negotiate(offer: &str) -> Option<(DeflateConfig, String)> {
     split_unquoted(offer, ',')
         .into_iter()
@@ -463,11 +466,36 @@ mod tests {
     }
 
     #[test]
-    fn server_max_window_bits_8_is_declined_and_next_offer_tried() {
-        assert!(negotiate("permessage-deflate; server_max_window_bits=8").is_none());
-        let (c, r) = negotiate("permessage-deflate; server_max_window_bits=8, permessage-deflate; server_max_window_bits=9").unwrap();
+    fn server_max_window_bits_8_is_accepted_and_compressed_with_window_9() {
+        let (c, r) = negotiate("permessage-deflate; server_max_window_bits=8").unwrap();
+        assert_eq!(c.server_max_window_bits, 8);
+        assert_eq!(r, "permessage-deflate; server_max_window_bits=8");
+        let mut d = Deflater::new(&c);
+        let mut i = Inflater::new(&DeflateConfig::default());
+        let data: Vec<u8> = (0..20_000u32)
+            .map(|x| b"abcdefgh"[(x * x % 7) as usize])
+            .collect();
+        for _ in 0..3 {
+            let mut z = Vec::new();
+            d.compress(&data, &mut z).unwrap();
+            let mut out = Vec::new();
+            i.decompress(&z, &mut out, 1 << 20).unwrap();
+            assert_eq!(out, data);
+        }
+    }
+
+    #[test]
+    fn first_acceptable_offer_wins() {
+        let (c, r) = negotiate(
+            "permessage-deflate; foo, permessage-deflate; server_max_window_bits=9; client_no_context_takeover, permessage-deflate",
+        )
+        .unwrap();
         assert_eq!(c.server_max_window_bits, 9);
-        assert_eq!(r, "permessage-deflate; server_max_window_bits=9");
+        assert!(c.client_no_context_takeover);
+        assert_eq!(
+            r,
+            "permessage-deflate; client_no_context_takeover; server_max_window_bits=9"
+        );
     }
 
     #[test]

@@ -927,7 +927,7 @@ impl Server {
             resp = Response::default();
             resp.status(500).write("Internal Server Error");
         }
-        let keep = request.http.keep_alive() && !resp.close;
+        let keep = request.http.keep_alive() && !resp.close && self.rt().stopping.is_none();
         let mut headers = resp.headers.clone();
         if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("connection")) {
             headers.push(("Connection".into(), if keep { "keep-alive" } else { "close" }.into()));
@@ -1037,6 +1037,11 @@ impl Server {
         c.decoder = Some(Box::new(dec));
         rt.table.set_status(rt.region, key, WEBSOCKET_STATUS_ACTIVE);
         rt.queue(key, response, usize::MAX);
+        if rt.stopping.is_some() {
+            // Shutting down or reloading: the handshake succeeds, then the client is told to
+            // reconnect (to the replacement worker).
+            rt.send_close(key, 1001, "server shutdown", usize::MAX);
+        }
     }
 
     fn on_ipc(&self) {
@@ -1257,11 +1262,11 @@ impl Server {
         }
         let mut rt = self.rt();
         let keys: Vec<(usize, Phase)> = rt.conns.iter().map(|(k, c)| (k, c.phase)).collect();
+        // Connections still in their HTTP request are served (a handshake in flight must not
+        // fail during a reload); `upgrade` then closes them with 1001 right away.
         for (k, phase) in keys {
-            match phase {
-                Phase::Ws => rt.send_close(k, 1001, "server shutdown", usize::MAX),
-                Phase::Http => rt.kill(k, Why::Shutdown),
-                _ => {}
+            if phase == Phase::Ws {
+                rt.send_close(k, 1001, "server shutdown", usize::MAX);
             }
         }
     }

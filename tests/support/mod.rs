@@ -196,7 +196,7 @@ pub fn recv_text(ws: &mut Ws) -> String {
     loop {
         match ws.read().expect("read message") {
             Message::Text(t) => return t.to_string(),
-            Message::Binary(b) => return String::from_utf8_lossy(&b).into_owned(),
+            Message::Binary(b) => return format!("<binary:{}>", String::from_utf8_lossy(&b)),
             Message::Close(c) => panic!("closed unexpectedly: {c:?}"),
             _ => continue,
         }

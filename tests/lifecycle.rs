@@ -1,0 +1,204 @@
+//! Signal-driven lifecycle with real processes, real signals and real clients: graceful
+//! shutdown, rolling reload under load, crash recovery, no orphans, the control tool.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::*;
+
+fn pid_file(tag: &str) -> String {
+    format!("{}/prefork-ws-test-{tag}-{}.pid", std::env::temp_dir().display(), std::process::id())
+}
+
+fn alive(pid: i32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.contains(") Z "))
+            .unwrap_or(true)
+}
+
+#[test]
+fn sigterm_closes_every_client_with_1001_and_exits_0() {
+    let pf = pid_file("term");
+    let mut srv = start("testbed", &["--workers", "2", "--pid-file", &pf, "--max-wait-ms", "3000"]);
+    assert!(std::path::Path::new(&pf).exists(), "pid file written at start");
+    let mut clients: Vec<Ws> = (0..200)
+        .map(|_| {
+            let mut ws = ws_connect(srv.port(), "/");
+            recv_text(&mut ws);
+            ws
+        })
+        .collect();
+    let workers: std::collections::HashSet<usize> = clients.iter_mut().take(20).map(|c| whoami(c).1).collect();
+    assert_eq!(workers.len(), 2);
+    let start = Instant::now();
+    srv.signal(libc::SIGTERM);
+    for c in clients.iter_mut() {
+        assert_eq!(recv_close(c).map(|x| x.0), Some(1001));
+    }
+    let code = srv.wait_exit(Duration::from_secs(5));
+    assert_eq!(code, Some(0));
+    assert!(start.elapsed() < Duration::from_secs(4), "took {:?}", start.elapsed());
+    assert!(!std::path::Path::new(&pf).exists(), "pid file removed at exit");
+    let lines = srv.lines();
+    assert_eq!(lines.iter().filter(|l| l.starts_with("close ")).count(), 200, "on_close for every client");
+    assert_eq!(lines.iter().filter(|l| l.starts_with("worker stop")).count(), 2);
+}
+
+#[test]
+fn rolling_reload_under_load_loses_no_connection_attempt() {
+    let srv = start("testbed", &["--workers", "2", "--max-wait-ms", "1000"]);
+    let port = srv.port();
+    let old_pids = srv.worker_pids();
+    let mut veteran = ws_connect(port, "/");
+    recv_text(&mut veteran);
+    let stop = Arc::new(AtomicBool::new(false));
+    let ok = Arc::new(AtomicUsize::new(0));
+    let failed = Arc::new(AtomicUsize::new(0));
+    let (s2, ok2, f2) = (stop.clone(), ok.clone(), failed.clone());
+    // Several hundred connections per second, as a busy service sees. (Far faster churn from one
+    // client address exhausts ephemeral ports into TIME_WAIT collisions, which is not a server
+    // property.)
+    let churn = std::thread::spawn(move || {
+        while !s2.load(Ordering::Relaxed) {
+            match ws_connect_with(port, "/", &[]) {
+                Ok((mut ws, _)) => {
+                    ok2.fetch_add(1, Ordering::Relaxed);
+                    let _ = ws.close(None);
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err(e) => {
+                    eprintln!("connection attempt failed at {:?}: {e}", std::time::SystemTime::now());
+                    f2.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    });
+    for _ in 0..5 {
+        std::thread::sleep(Duration::from_millis(300));
+        srv.signal(libc::SIGUSR1);
+        // Wait for both workers to be replaced before the next reload.
+        let before = srv.worker_pids();
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            let now = srv.worker_pids();
+            if now.len() == 2 && now.iter().all(|p| !before.contains(p)) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    churn.join().unwrap();
+    assert_eq!(failed.load(Ordering::Relaxed), 0, "failed attempts ({} succeeded)", ok.load(Ordering::Relaxed));
+    assert!(ok.load(Ordering::Relaxed) > 100, "the churn loop ran");
+    assert_eq!(recv_close(&mut veteran).map(|c| c.0), Some(1001), "clients of a reloaded worker get 1001");
+    let new_pids = srv.worker_pids();
+    assert_eq!(new_pids.len(), 2);
+    assert!(new_pids.iter().all(|p| !old_pids.contains(p)), "{old_pids:?} -> {new_pids:?}");
+    let mut ws = ws_connect(port, "/");
+    recv_text(&mut ws);
+    assert_eq!(call(&mut ws, "still echoing"), "still echoing");
+}
+
+#[test]
+fn a_killed_worker_is_replaced_and_other_clients_do_not_notice() {
+    let srv = start("testbed", &["--workers", "2"]);
+    let ((_a, _), (mut b, _)) = clients_on_two_workers(srv.port());
+    let victim = {
+        // worker 0's pid: the child whose region says worker 0 — find it by elimination:
+        let pids = srv.worker_pids();
+        assert_eq!(pids.len(), 2);
+        let stats = prefork_ws::runtime::inspect::stats_of(srv.pid() as u32).unwrap();
+        stats.workers.iter().find(|w| w.worker_id == 0).unwrap().pid as i32
+    };
+    // SAFETY: SIGKILL to a worker we started.
+    unsafe { libc::kill(victim, libc::SIGKILL) };
+    for i in 0..200 {
+        assert_eq!(call(&mut b, &format!("msg {i}")), format!("msg {i}"));
+    }
+    let t = Instant::now();
+    loop {
+        let pids = srv.worker_pids();
+        if pids.len() == 2 && !pids.contains(&victim) {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "worker not replaced: {pids:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The replacement accepts again: some new client lands on worker 0.
+    let ((mut a2, _), _) = clients_on_two_workers(srv.port());
+    assert_eq!(call(&mut a2, "hi"), "hi");
+    assert_eq!(call(&mut b, "still here"), "still here");
+}
+
+#[test]
+fn killing_the_master_takes_the_workers_with_it() {
+    let srv = start("testbed", &["--workers", "2"]);
+    let workers = srv.worker_pids();
+    assert_eq!(workers.len(), 2);
+    // SAFETY: SIGKILL to the master we started.
+    unsafe { libc::kill(srv.pid(), libc::SIGKILL) };
+    let t = Instant::now();
+    while workers.iter().any(|&p| alive(p)) {
+        assert!(t.elapsed() < Duration::from_secs(5), "orphaned workers survive: {workers:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_second_server_on_a_port_in_use_fails_naming_the_port() {
+    let srv = start("testbed", &["--workers", "1"]);
+    let out = std::process::Command::new(example_path("testbed"))
+        .args(["--host", "127.0.0.1", "--port", &srv.port().to_string(), "--workers", "1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("127.0.0.1:{}", srv.port())), "{err}");
+    // and the first one is untouched
+    let mut ws = ws_connect(srv.port(), "/");
+    recv_text(&mut ws);
+}
+
+#[test]
+fn control_tool_reports_status_reloads_and_stops() {
+    let pf = pid_file("ctl");
+    let mut srv = start("testbed", &["--workers", "2", "--pid-file", &pf, "--max-wait-ms", "500"]);
+    let mut ws = ws_connect(srv.port(), "/");
+    recv_text(&mut ws);
+    let ctl = bin_path("prefork-ctl");
+    let run = |cmd: &str| {
+        let o = std::process::Command::new(&ctl).args([cmd, "--pid-file", &pf]).output().unwrap();
+        (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let (ok, status) = run("status");
+    assert!(ok, "{status}");
+    assert!(status.contains(&format!("master pid={}", srv.pid())), "{status}");
+    assert!(status.contains("connections=1"), "{status}");
+    let worker_lines: Vec<&str> = status.lines().filter(|l| l.starts_with("worker id=")).collect();
+    assert_eq!(worker_lines.len(), 2, "{status}");
+    for p in srv.worker_pids() {
+        assert!(status.contains(&format!("pid={p}")), "{status}");
+    }
+    let before = srv.worker_pids();
+    assert!(run("reload").0);
+    let t = Instant::now();
+    loop {
+        let now = srv.worker_pids();
+        if now.len() == 2 && now.iter().all(|p| !before.contains(p)) {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10), "reload did not replace workers");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (ok, out) = run("stop");
+    assert!(ok, "{out}");
+    assert_eq!(srv.wait_exit(Duration::from_secs(5)), Some(0));
+    assert!(!std::path::Path::new(&pf).exists());
+    assert!(!run("status").0, "status of a stopped server fails");
+}

@@ -1,0 +1,218 @@
+//! Reading a server's CPU time and memory from /proc: the process given by `--server-pid` and
+//! all its descendants (prefork master + workers), and the load tool's own CPU.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::Path;
+
+/// One reading of the server's process tree.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sample {
+    /// utime+stime of every process in the tree, in nanoseconds (clock-tick resolution, or
+    /// nanosecond resolution when the per-thread schedstat files are readable).
+    pub cpu_ns: u64,
+    /// Sum of VmRSS over the tree, KiB.
+    pub rss_kb: u64,
+    /// Sum of Pss over the tree (from smaps_rollup), KiB; 0 when unreadable.
+    pub pss_kb: u64,
+    /// Number of processes in the tree.
+    pub procs: usize,
+}
+
+/// The server process tree rooted at a pid.
+pub struct ServerProbe {
+    pub pid: u32,
+    /// /proc/PID/task/TID/children exists on this kernel (CONFIG_PROC_CHILDREN); otherwise the
+    /// tree is found by scanning every /proc/N/stat for its parent pid.
+    children_files: bool,
+    tick_ns: u64,
+    /// Whether CPU comes from schedstat (ns) rather than stat (ticks).
+    pub schedstat: bool,
+}
+
+impl ServerProbe {
+    pub fn new(pid: u32) -> Result<ServerProbe, String> {
+        if !Path::new(&format!("/proc/{pid}/stat")).exists() {
+            return Err(format!("no process {pid}"));
+        }
+        let children_files = Path::new(&format!("/proc/{pid}/task/{pid}/children")).exists();
+        // SAFETY: sysconf has no memory-safety preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+        let tick_ns = if hz > 0 { 1_000_000_000 / hz as u64 } else { 10_000_000 };
+        let schedstat = fs::read_to_string(format!("/proc/{pid}/task/{pid}/schedstat")).is_ok();
+        Ok(ServerProbe { pid, children_files, tick_ns, schedstat })
+    }
+
+    /// The pid and all its descendants.
+    pub fn tree(&self) -> Vec<u32> {
+        let mut out = vec![self.pid];
+        if self.children_files {
+            let mut i = 0;
+            while i < out.len() {
+                let p = out[i];
+                if let Ok(rd) = fs::read_dir(format!("/proc/{p}/task")) {
+                    for t in rd.flatten() {
+                        if let Ok(s) = fs::read_to_string(t.path().join("children")) {
+                            out.extend(s.split_whitespace().filter_map(|x| x.parse::<u32>().ok()));
+                        }
+                    }
+                }
+                i += 1;
+            }
+        } else {
+            let mut kids: HashMap<u32, Vec<u32>> = HashMap::new();
+            if let Ok(rd) = fs::read_dir("/proc") {
+                for e in rd.flatten() {
+                    let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                        continue;
+                    };
+                    if let Some(f) = read_stat_fields(pid) {
+                        if let Some(pp) = f.get(1).and_then(|x| x.parse::<u32>().ok()) {
+                            kids.entry(pp).or_default().push(pid);
+                        }
+                    }
+                }
+            }
+            let mut i = 0;
+            while i < out.len() {
+                if let Some(k) = kids.get(&out[i]) {
+                    out.extend(k.iter().copied());
+                }
+                i += 1;
+            }
+        }
+        out
+    }
+
+    pub fn sample(&self) -> Sample {
+        let mut s = Sample::default();
+        for pid in self.tree() {
+            let mut cpu = None;
+            if self.schedstat {
+                cpu = schedstat_ns(pid);
+            }
+            if cpu.is_none() {
+                if let Some(f) = read_stat_fields(pid) {
+                    // Fields after "(comm)": state=0 ppid=1 ... utime=11 stime=12.
+                    let ut: u64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0);
+                    let st: u64 = f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0);
+                    cpu = Some((ut + st) * self.tick_ns);
+                }
+            }
+            let Some(cpu) = cpu else { continue };
+            s.cpu_ns += cpu;
+            s.rss_kb += status_kb(pid, "VmRSS:").unwrap_or(0);
+            s.pss_kb += rollup_kb(pid, "Pss:").unwrap_or(0);
+            s.procs += 1;
+        }
+        s
+    }
+}
+
+/// The whitespace-separated fields of /proc/PID/stat after the `(comm)` field.
+fn read_stat_fields(pid: u32) -> Option<Vec<String>> {
+    let s = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 1..];
+    Some(rest.split_whitespace().map(str::to_string).collect())
+}
+
+/// Sum over the process's threads of the on-CPU time in /proc/PID/task/TID/schedstat.
+fn schedstat_ns(pid: u32) -> Option<u64> {
+    let rd = fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut total = 0u64;
+    let mut any = false;
+    for t in rd.flatten() {
+        if let Ok(s) = fs::read_to_string(t.path().join("schedstat")) {
+            if let Some(v) = s.split_whitespace().next().and_then(|x| x.parse::<u64>().ok()) {
+                total += v;
+                any = true;
+            }
+        }
+    }
+    any.then_some(total)
+}
+
+fn kb_field(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.starts_with(key))
+        .and_then(|l| l[key.len()..].split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn status_kb(pid: u32, key: &str) -> Option<u64> {
+    kb_field(&fs::read_to_string(format!("/proc/{pid}/status")).ok()?, key)
+}
+
+fn rollup_kb(pid: u32, key: &str) -> Option<u64> {
+    kb_field(&fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?, key)
+}
+
+/// The load tool's own CPU time (user+system), nanoseconds.
+pub fn self_cpu_ns() -> u64 {
+    // SAFETY: getrusage fills a local struct.
+    unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut ru);
+        let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+        (us(ru.ru_utime) + us(ru.ru_stime)) * 1000
+    }
+}
+
+/// Server and client readings over one measured window.
+pub struct Window {
+    pub server: Option<(Sample, Sample)>,
+    pub client_cpu_ns: u64,
+    pub wall_ns: u64,
+}
+
+pub struct WindowStart {
+    server: Option<Sample>,
+    client: u64,
+    t: std::time::Instant,
+}
+
+pub fn window_start(probe: Option<&ServerProbe>) -> WindowStart {
+    WindowStart { server: probe.map(|p| p.sample()), client: self_cpu_ns(), t: std::time::Instant::now() }
+}
+
+pub fn window_end(probe: Option<&ServerProbe>, ws: &WindowStart) -> Window {
+    let wall_ns = ws.t.elapsed().as_nanos() as u64;
+    let client_cpu_ns = self_cpu_ns().saturating_sub(ws.client);
+    let server = match (probe, ws.server) {
+        (Some(p), Some(a)) => Some((a, p.sample())),
+        _ => None,
+    };
+    Window { server, client_cpu_ns, wall_ns }
+}
+
+impl Window {
+    pub fn client_pct(&self) -> f64 {
+        100.0 * self.client_cpu_ns as f64 / self.wall_ns.max(1) as f64
+    }
+    pub fn server_cpu_ns(&self) -> Option<u64> {
+        self.server.map(|(a, b)| b.cpu_ns.saturating_sub(a.cpu_ns))
+    }
+    pub fn server_pct(&self) -> Option<f64> {
+        self.server_cpu_ns().map(|c| 100.0 * c as f64 / self.wall_ns.max(1) as f64)
+    }
+    /// Server CPU µs per unit of work (message, handshake, delivery), "na" without a probe.
+    pub fn us_per(&self, units: u64) -> String {
+        match self.server_cpu_ns() {
+            Some(c) if units > 0 => format!("{:.3}", c as f64 / 1000.0 / units as f64),
+            _ => "na".into(),
+        }
+    }
+    pub fn rss_kb(&self) -> String {
+        self.server.map_or("na".into(), |(_, b)| b.rss_kb.to_string())
+    }
+    /// Warns on stderr when the load tool itself was nearly saturated.
+    pub fn warn_client(&self, what: &str) {
+        let pct = self.client_pct();
+        if pct > 90.0 {
+            eprintln!(
+                "warning: {what}: the load tool itself used {pct:.0}% of a CPU over the window; \
+                 results may be client-bound"
+            );
+        }
+    }
+}
