@@ -316,6 +316,16 @@ fn timers_pipe_messages_and_context_work() {
 }
 
 #[test]
+fn threads_push_through_the_server_handle_to_any_worker() {
+    let srv = testbed(&[]);
+    let ((mut a, fd_a), (mut b, fd_b)) = clients_on_two_workers(srv.port());
+    send_text(&mut a, &format!("thread-push {fd_a} to myself"));
+    assert_eq!(recv_text(&mut a), "to myself");
+    send_text(&mut a, &format!("thread-push {fd_b} across workers"));
+    assert_eq!(recv_text(&mut b), "across workers");
+}
+
+#[test]
 fn large_messages_cross_workers_whole() {
     let srv = testbed(&[]);
     let ((mut a, _), (mut b, fd_b)) = clients_on_two_workers(srv.port());

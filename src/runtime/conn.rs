@@ -47,7 +47,7 @@ pub(crate) struct Conn {
     pub outpos: usize,
     /// Unix ms of the pending deadline (see `Runtime::push_deadline`); 0 = none.
     pub deadline_ms: u64,
-    pub decoder: Option<Box<MessageDecoder>>,
+    pub decoder: Option<MessageDecoder>,
     pub deflater: Option<Box<Deflater>>,
     pub ctx: Option<Box<ContextMap>>,
 }
@@ -79,5 +79,20 @@ impl Conn {
     /// Whether data frames may still be sent.
     pub fn can_send(&self) -> bool {
         self.phase == Phase::Ws && self.close.can_send_data()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_idle_connection_stays_small() {
+        // Slab entry + this struct is what an idle connection costs in the worker besides the
+        // kernel socket and its table slot. Keep it well under the 256-byte budget.
+        let size = std::mem::size_of::<Conn>();
+        eprintln!("Conn {size} decoder {} slot {}", std::mem::size_of::<MessageDecoder>(), std::mem::size_of::<crate::runtime::table::Slot>());
+        assert!(size <= 160, "Conn is {size} bytes");
+        assert!(std::mem::size_of::<MessageDecoder>() <= 128, "decoder {}", std::mem::size_of::<MessageDecoder>());
     }
 }

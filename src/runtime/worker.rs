@@ -1034,7 +1034,7 @@ impl Server {
             dec.set_inflater(Some(Inflater::new(cfg)));
             c.deflater = Some(Box::new(Deflater::new(cfg)));
         }
-        c.decoder = Some(Box::new(dec));
+        c.decoder = Some(dec);
         rt.table.set_status(rt.region, key, WEBSOCKET_STATUS_ACTIVE);
         rt.queue(key, response, usize::MAX);
         if rt.stopping.is_some() {

@@ -18,7 +18,8 @@ def is_valid(b):
         return False
 
 
-KOSME = "κόσμε".encode()  # ce ba e1 bd b9 cf 83 ce bc ce b5
+KOSME = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5"  # "κόσμε" with U+1F79
+assert len(KOSME) == 11
 
 # (case family, bytes) — the UTF-8 decoder stress test (Markus Kuhn) as used by Autobahn 6.5-6.23
 SEQUENCES = [("6.5", KOSME)]

@@ -386,10 +386,11 @@ def test_compressed_echo_is_compressed(dws):
 
 
 def test_empty_compressed_messages(dws):
-    # b"\x00" is an empty stored block (RFC 7692 §7.2.3.6); an empty payload is also valid
+    # b"\x00" is an empty stored block (RFC 7692 §7.2.3.6). (A zero-length RSV1 payload is not
+    # used: with the 00 00 ff ff trailer it is an incomplete stored-block header.)
     dws.send_frame(OP_TEXT, b"\x00", rsv=RSV1)
     assert dws.recv_message() == (OP_TEXT, b"")
-    dws.send_frame(OP_BINARY, b"", rsv=RSV1)
+    dws.send_frame(OP_BINARY, b"\x00", rsv=RSV1)
     assert dws.recv_message() == (OP_BINARY, b"")
     dws.send_compressed(OP_TEXT, b"")
     assert dws.recv_message() == (OP_TEXT, b"")

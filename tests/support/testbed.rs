@@ -142,6 +142,15 @@ fn main() {
                     None => "none".into(),
                 });
             }
+            "thread-push" => {
+                // A thread of this worker pushes through the thread-safe handle.
+                let handle = server.handle().expect("inside a worker");
+                let target = fd_arg();
+                let text = b.to_string();
+                std::thread::spawn(move || {
+                    handle.push(target, text, OpCode::Text, FLAG_FIN);
+                });
+            }
             "ctx-set" => {
                 server.set_context(fd, "v", a.to_string());
                 reply("ok".into());

@@ -147,6 +147,9 @@ impl Progress {
     }
 }
 
+/// The byte a `--raw` connection sends and expects back before it counts as open.
+const RAW_PROBE: u8 = b'*';
+
 pub struct ConnectOpts {
     pub concurrency: usize,
     pub raw: bool,
@@ -278,12 +281,14 @@ fn step(c: &mut Conn, t: &Target, raw: bool, rng: &mut Rng) -> Result<bool, Stri
             Err(e) => return Err(format!("connect: {e}")),
         }
         if raw {
-            c.state = State::Open;
-            return Ok(true);
+            // Plain TCP: one byte there and back, so "open" means the server has accepted and
+            // served the connection (a bare connect completes in the kernel's accept queue).
+            c.wbuf.push(RAW_PROBE);
+        } else {
+            let (key, accept) = ws::new_key(rng);
+            c.accept = accept;
+            ws::write_request(&mut c.wbuf, t, &key);
         }
-        let (key, accept) = ws::new_key(rng);
-        c.accept = accept;
-        ws::write_request(&mut c.wbuf, t, &key);
         c.state = State::Handshaking;
     }
     c.flush().map_err(|e| format!("handshake write: {e}"))?;
@@ -291,6 +296,14 @@ fn step(c: &mut Conn, t: &Target, raw: bool, rng: &mut Rng) -> Result<bool, Stri
         match c.read_once().map_err(|e| format!("handshake read: {e}"))? {
             ReadOutcome::Eof => return Err("connection closed during handshake".into()),
             ReadOutcome::WouldBlock => return Ok(false),
+            ReadOutcome::Data { .. } if raw => {
+                if c.rbuf[0] != RAW_PROBE {
+                    return Err("raw probe byte came back different".into());
+                }
+                c.consume(1);
+                c.state = State::Open;
+                return Ok(true);
+            }
             ReadOutcome::Data { .. } => {
                 if let Some(i) = c.rbuf[..c.rlen].windows(4).position(|w| w == b"\r\n\r\n") {
                     let end = i + 4;

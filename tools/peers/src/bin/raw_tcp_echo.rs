@@ -11,12 +11,14 @@ use std::io::{ErrorKind, Read, Write};
 const LISTENER: Token = Token(usize::MAX);
 const BUF: usize = 64 * 1024;
 
+/// A connection costs its socket plus, only while the peer is not reading, the bytes it has not
+/// taken yet: reads go through one shared buffer (this is the memory floor as well as the CPU
+/// floor).
 struct Conn {
     sock: TcpStream,
-    /// Bytes read but not yet written back: `buf[pos..len]`.
-    buf: Box<[u8]>,
+    /// Bytes read but not yet written back: `pending[pos..]` (empty, unallocated, normally).
+    pending: Vec<u8>,
     pos: usize,
-    len: usize,
 }
 
 fn main() -> std::io::Result<()> {
@@ -32,6 +34,7 @@ fn main() -> std::io::Result<()> {
     announce(listener.local_addr()?);
     let mut conns: slab::Slab<Conn> = slab::Slab::new();
     let mut events = Events::with_capacity(1024);
+    let mut buf = vec![0u8; BUF];
     loop {
         if let Err(e) = poll.poll(&mut events, None) {
             if e.kind() == ErrorKind::Interrupted {
@@ -52,7 +55,7 @@ fn main() -> std::io::Result<()> {
                                 .register(&mut sock, tok, Interest::READABLE | Interest::WRITABLE)
                                 .is_ok()
                             {
-                                entry.insert(Conn { sock, buf: vec![0; BUF].into_boxed_slice(), pos: 0, len: 0 });
+                                entry.insert(Conn { sock, pending: Vec::new(), pos: 0 });
                             }
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -66,7 +69,7 @@ fn main() -> std::io::Result<()> {
             }
             let key = ev.token().0;
             let Some(c) = conns.get_mut(key) else { continue };
-            if !pump(c) {
+            if !pump(c, &mut buf) {
                 let mut c = conns.remove(key);
                 let _ = poll.registry().deregister(&mut c.sock);
             }
@@ -75,26 +78,45 @@ fn main() -> std::io::Result<()> {
 }
 
 /// Echoes as much as the socket allows; false when the connection is done.
-fn pump(c: &mut Conn) -> bool {
+fn pump(c: &mut Conn, buf: &mut [u8]) -> bool {
+    // Flush what is pending first; read more only once it is gone.
+    while c.pos < c.pending.len() {
+        match c.sock.write(&c.pending[c.pos..]) {
+            Ok(0) => return false,
+            Ok(n) => c.pos += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+    if !c.pending.is_empty() {
+        c.pending = Vec::new();
+        c.pos = 0;
+    }
     loop {
-        // Flush what is pending first; read more only when the buffer is empty.
-        while c.pos < c.len {
-            match c.sock.write(&c.buf[c.pos..c.len]) {
+        let n = match c.sock.read(buf) {
+            Ok(0) => return false,
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        };
+        let mut pos = 0;
+        while pos < n {
+            match c.sock.write(&buf[pos..n]) {
                 Ok(0) => return false,
-                Ok(n) => c.pos += n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+                Ok(w) => pos += w,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    // Keep the rest until the socket is writable again; stop reading meanwhile.
+                    c.pending.extend_from_slice(&buf[pos..n]);
+                    return true;
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(_) => return false,
             }
         }
-        c.pos = 0;
-        c.len = 0;
-        match c.sock.read(&mut c.buf) {
-            Ok(0) => return false,
-            Ok(n) => c.len = n,
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(_) => return false,
+        if n < buf.len() {
+            return true;
         }
     }
 }
