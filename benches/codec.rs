@@ -18,7 +18,13 @@ fn bench_mask(c: &mut Criterion) {
         b.iter(|| apply_mask(black_box(&mut buf), black_box([0x12, 0x34, 0x56, 0x78]), 0))
     });
     g.bench_function("apply_mask_unaligned_offset", |b| {
-        b.iter(|| apply_mask(black_box(&mut buf[1..]), black_box([0x12, 0x34, 0x56, 0x78]), 3))
+        b.iter(|| {
+            apply_mask(
+                black_box(&mut buf[1..]),
+                black_box([0x12, 0x34, 0x56, 0x78]),
+                3,
+            )
+        })
     });
     let src = buf.clone();
     let mut dst = vec![0u8; MIB];
@@ -54,7 +60,14 @@ fn bench_decode(c: &mut Criterion) {
     let payload = vec![b'x'; 64 * 1024];
     let mut frame = Vec::new();
     for (i, chunk) in payload.chunks(16 * 1024).enumerate() {
-        encode_frame(&mut frame, i == 3, false, if i == 0 { 1 } else { 0 }, chunk, Some([1, 2, 3, 4]));
+        encode_frame(
+            &mut frame,
+            i == 3,
+            false,
+            if i == 0 { 1 } else { 0 },
+            chunk,
+            Some([1, 2, 3, 4]),
+        );
     }
     let mut work = frame.clone();
     let mut dec = MessageDecoder::new(DecoderConfig::default());

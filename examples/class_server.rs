@@ -18,7 +18,11 @@ impl WebSocketTest {
     }
 
     fn on_message(&self, server: &Server, frame: &Frame) {
-        println!("receive from {}:{}", frame.fd, String::from_utf8_lossy(frame.data));
+        println!(
+            "receive from {}:{}",
+            frame.fd,
+            String::from_utf8_lossy(frame.data)
+        );
         server.push(frame.fd, &self.greeting, OpCode::Text, FLAG_FIN);
     }
 

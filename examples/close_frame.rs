@@ -17,7 +17,10 @@ fn main() {
     });
     server.on_message(|server, frame| {
         if frame.opcode == OpCode::Close {
-            println!("Close frame received: Code {} Reason {}", frame.code, frame.reason);
+            println!(
+                "Close frame received: Code {} Reason {}",
+                frame.code, frame.reason
+            );
         } else {
             println!("Message received: {}", String::from_utf8_lossy(frame.data));
             server.push(frame.fd, frame.data, frame.opcode, FLAG_FIN);

@@ -17,7 +17,12 @@ fn main() {
         ..Settings::default()
     });
     server.on_message(|server, frame| {
-        server.push(frame.fd, "Hello Swoole", OpCode::Text, FLAG_FIN | FLAG_COMPRESS);
+        server.push(
+            frame.fd,
+            "Hello Swoole",
+            OpCode::Text,
+            FLAG_FIN | FLAG_COMPRESS,
+        );
     });
     if let Err(e) = server.start() {
         eprintln!("compression: {e}");

@@ -20,7 +20,12 @@ fn main() {
     });
     server.on_message(|server, frame| {
         let name: String = server.get_context(frame.fd, "username").unwrap_or_default();
-        server.push(frame.fd, format!("Username: {name}"), OpCode::Text, FLAG_FIN);
+        server.push(
+            frame.fd,
+            format!("Username: {name}"),
+            OpCode::Text,
+            FLAG_FIN,
+        );
     });
     if let Err(e) = server.start() {
         eprintln!("context: {e}");

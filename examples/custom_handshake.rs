@@ -12,7 +12,9 @@ fn key_is_valid(key: &str) -> bool {
     // The seed's pattern `^[+/0-9A-Za-z]{21}[AQgw]==$` plus: decodes to 16 bytes.
     let b = key.as_bytes();
     b.len() == 24
-        && b[..21].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
+        && b[..21]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'+' || *c == b'/')
         && matches!(b[21], b'A' | b'Q' | b'g' | b'w')
         && &b[22..] == b"=="
 }

@@ -10,7 +10,10 @@ use prefork_ws::{OpCode, Server, Settings, FLAG_FIN};
 fn main() {
     ExampleArgs::init_logging();
     let args = ExampleArgs::parse(9502);
-    let http_port: u16 = args.get("http-port").and_then(|p| p.parse().ok()).unwrap_or(9501);
+    let http_port: u16 = args
+        .get("http-port")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(9501);
     let mut server = Server::new(&args.host, args.port);
     server.add_http_listener(&args.host, http_port);
     server.set(Settings {
@@ -18,7 +21,12 @@ fn main() {
         ..Settings::default()
     });
     server.on_open(|server, request| {
-        server.push(request.fd, format!("fd:{}", request.fd), OpCode::Text, FLAG_FIN);
+        server.push(
+            request.fd,
+            format!("fd:{}", request.fd),
+            OpCode::Text,
+            FLAG_FIN,
+        );
     });
     server.on_message(|server, frame| {
         server.push(frame.fd, frame.data, frame.opcode, FLAG_FIN);
@@ -28,12 +36,20 @@ fn main() {
             let fd = request.get("fd").and_then(|f| f.parse().ok()).unwrap_or(0);
             let msg = request.get("message").unwrap_or_default();
             let ok = server.push(fd, msg, OpCode::Text, FLAG_FIN);
-            response.status(if ok { 200 } else { 404 }).end(if ok { "pushed\n" } else { "no such fd\n" });
+            response.status(if ok { 200 } else { 404 }).end(if ok {
+                "pushed\n"
+            } else {
+                "no such fd\n"
+            });
         }
         "/disconnect" => {
             let fd = request.get("fd").and_then(|f| f.parse().ok()).unwrap_or(0);
             let ok = server.disconnect(fd, 1000, "bye");
-            response.status(if ok { 200 } else { 404 }).end(if ok { "closed\n" } else { "no such fd\n" });
+            response.status(if ok { 200 } else { 404 }).end(if ok {
+                "closed\n"
+            } else {
+                "no such fd\n"
+            });
         }
         _ => {
             response.header("Content-Type", "text/plain");

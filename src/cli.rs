@@ -24,7 +24,10 @@ impl ExampleArgs {
     }
 
     /// Parses an argument list (without the program name).
-    pub fn parse_from(args: impl IntoIterator<Item = String>, default_port: u16) -> Result<ExampleArgs, String> {
+    pub fn parse_from(
+        args: impl IntoIterator<Item = String>,
+        default_port: u16,
+    ) -> Result<ExampleArgs, String> {
         let mut a = ExampleArgs {
             host: "0.0.0.0".into(),
             port: default_port,
@@ -58,12 +61,16 @@ impl ExampleArgs {
 
     /// The value of an extra `--key value`.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.extra.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.extra
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Initialises env_logger with `info` as the default level.
     pub fn init_logging() {
-        let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).try_init();
+        let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+            .try_init();
     }
 }
 
@@ -77,7 +84,16 @@ mod tests {
 
     #[test]
     fn parses_host_port_workers_and_extras() {
-        let a = p(&["--host", "127.0.0.1", "--port=0", "--workers", "2", "--pid-file", "/tmp/x"]).unwrap();
+        let a = p(&[
+            "--host",
+            "127.0.0.1",
+            "--port=0",
+            "--workers",
+            "2",
+            "--pid-file",
+            "/tmp/x",
+        ])
+        .unwrap();
         assert_eq!((a.host.as_str(), a.port, a.workers), ("127.0.0.1", 0, 2));
         assert_eq!(a.get("pid-file"), Some("/tmp/x"));
     }

@@ -10,7 +10,11 @@ use std::time::{Duration, Instant};
 use support::*;
 
 fn pid_file(tag: &str) -> String {
-    format!("{}/prefork-ws-test-{tag}-{}.pid", std::env::temp_dir().display(), std::process::id())
+    format!(
+        "{}/prefork-ws-test-{tag}-{}.pid",
+        std::env::temp_dir().display(),
+        std::process::id()
+    )
 }
 
 fn alive(pid: i32) -> bool {
@@ -23,8 +27,14 @@ fn alive(pid: i32) -> bool {
 #[test]
 fn sigterm_closes_every_client_with_1001_and_exits_0() {
     let pf = pid_file("term");
-    let mut srv = start("testbed", &["--workers", "2", "--pid-file", &pf, "--max-wait-ms", "3000"]);
-    assert!(std::path::Path::new(&pf).exists(), "pid file written at start");
+    let mut srv = start(
+        "testbed",
+        &["--workers", "2", "--pid-file", &pf, "--max-wait-ms", "3000"],
+    );
+    assert!(
+        std::path::Path::new(&pf).exists(),
+        "pid file written at start"
+    );
     let mut clients: Vec<Ws> = (0..200)
         .map(|_| {
             let mut ws = ws_connect(srv.port(), "/");
@@ -32,7 +42,8 @@ fn sigterm_closes_every_client_with_1001_and_exits_0() {
             ws
         })
         .collect();
-    let workers: std::collections::HashSet<usize> = clients.iter_mut().take(20).map(|c| whoami(c).1).collect();
+    let workers: std::collections::HashSet<usize> =
+        clients.iter_mut().take(20).map(|c| whoami(c).1).collect();
     assert_eq!(workers.len(), 2);
     let start = Instant::now();
     srv.signal(libc::SIGTERM);
@@ -41,11 +52,28 @@ fn sigterm_closes_every_client_with_1001_and_exits_0() {
     }
     let code = srv.wait_exit(Duration::from_secs(5));
     assert_eq!(code, Some(0));
-    assert!(start.elapsed() < Duration::from_secs(4), "took {:?}", start.elapsed());
-    assert!(!std::path::Path::new(&pf).exists(), "pid file removed at exit");
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        start.elapsed()
+    );
+    assert!(
+        !std::path::Path::new(&pf).exists(),
+        "pid file removed at exit"
+    );
     let lines = srv.lines();
-    assert_eq!(lines.iter().filter(|l| l.starts_with("close ")).count(), 200, "on_close for every client");
-    assert_eq!(lines.iter().filter(|l| l.starts_with("worker stop")).count(), 2);
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("close ")).count(),
+        200,
+        "on_close for every client"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("worker stop"))
+            .count(),
+        2
+    );
 }
 
 #[test]
@@ -71,7 +99,10 @@ fn rolling_reload_under_load_loses_no_connection_attempt() {
                     std::thread::sleep(Duration::from_millis(2));
                 }
                 Err(e) => {
-                    eprintln!("connection attempt failed at {:?}: {e}", std::time::SystemTime::now());
+                    eprintln!(
+                        "connection attempt failed at {:?}: {e}",
+                        std::time::SystemTime::now()
+                    );
                     f2.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -94,12 +125,24 @@ fn rolling_reload_under_load_loses_no_connection_attempt() {
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
     churn.join().unwrap();
-    assert_eq!(failed.load(Ordering::Relaxed), 0, "failed attempts ({} succeeded)", ok.load(Ordering::Relaxed));
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "failed attempts ({} succeeded)",
+        ok.load(Ordering::Relaxed)
+    );
     assert!(ok.load(Ordering::Relaxed) > 100, "the churn loop ran");
-    assert_eq!(recv_close(&mut veteran).map(|c| c.0), Some(1001), "clients of a reloaded worker get 1001");
+    assert_eq!(
+        recv_close(&mut veteran).map(|c| c.0),
+        Some(1001),
+        "clients of a reloaded worker get 1001"
+    );
     let new_pids = srv.worker_pids();
     assert_eq!(new_pids.len(), 2);
-    assert!(new_pids.iter().all(|p| !old_pids.contains(p)), "{old_pids:?} -> {new_pids:?}");
+    assert!(
+        new_pids.iter().all(|p| !old_pids.contains(p)),
+        "{old_pids:?} -> {new_pids:?}"
+    );
     let mut ws = ws_connect(port, "/");
     recv_text(&mut ws);
     assert_eq!(call(&mut ws, "still echoing"), "still echoing");
@@ -127,7 +170,10 @@ fn a_killed_worker_is_replaced_and_other_clients_do_not_notice() {
         if pids.len() == 2 && !pids.contains(&victim) {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(5), "worker not replaced: {pids:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "worker not replaced: {pids:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // The replacement accepts again: some new client lands on worker 0.
@@ -145,7 +191,10 @@ fn killing_the_master_takes_the_workers_with_it() {
     unsafe { libc::kill(srv.pid(), libc::SIGKILL) };
     let t = Instant::now();
     while workers.iter().any(|&p| alive(p)) {
-        assert!(t.elapsed() < Duration::from_secs(5), "orphaned workers survive: {workers:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "orphaned workers survive: {workers:?}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -154,7 +203,14 @@ fn killing_the_master_takes_the_workers_with_it() {
 fn a_second_server_on_a_port_in_use_fails_naming_the_port() {
     let srv = start("testbed", &["--workers", "1"]);
     let out = std::process::Command::new(example_path("testbed"))
-        .args(["--host", "127.0.0.1", "--port", &srv.port().to_string(), "--workers", "1"])
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &srv.port().to_string(),
+            "--workers",
+            "1",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -168,19 +224,34 @@ fn a_second_server_on_a_port_in_use_fails_naming_the_port() {
 #[test]
 fn control_tool_reports_status_reloads_and_stops() {
     let pf = pid_file("ctl");
-    let mut srv = start("testbed", &["--workers", "2", "--pid-file", &pf, "--max-wait-ms", "500"]);
+    let mut srv = start(
+        "testbed",
+        &["--workers", "2", "--pid-file", &pf, "--max-wait-ms", "500"],
+    );
     let mut ws = ws_connect(srv.port(), "/");
     recv_text(&mut ws);
     let ctl = bin_path("prefork-ctl");
     let run = |cmd: &str| {
-        let o = std::process::Command::new(&ctl).args([cmd, "--pid-file", &pf]).output().unwrap();
-        (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned())
+        let o = std::process::Command::new(&ctl)
+            .args([cmd, "--pid-file", &pf])
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
     };
     let (ok, status) = run("status");
     assert!(ok, "{status}");
-    assert!(status.contains(&format!("master pid={}", srv.pid())), "{status}");
+    assert!(
+        status.contains(&format!("master pid={}", srv.pid())),
+        "{status}"
+    );
     assert!(status.contains("connections=1"), "{status}");
-    let worker_lines: Vec<&str> = status.lines().filter(|l| l.starts_with("worker id=")).collect();
+    let worker_lines: Vec<&str> = status
+        .lines()
+        .filter(|l| l.starts_with("worker id="))
+        .collect();
     assert_eq!(worker_lines.len(), 2, "{status}");
     for p in srv.worker_pids() {
         assert!(status.contains(&format!("pid={p}")), "{status}");
@@ -193,7 +264,10 @@ fn control_tool_reports_status_reloads_and_stops() {
         if now.len() == 2 && now.iter().all(|p| !before.contains(p)) {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(10), "reload did not replace workers");
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "reload did not replace workers"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let (ok, out) = run("stop");

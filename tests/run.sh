@@ -21,7 +21,7 @@ fi
 
 # Rust: unit tests, property tests, integration tests (examples and tools are built too).
 cargo build --release --example echo
-cargo test --all-targets
+cargo test
 
 # End to end against the real echo example (master + 2 workers).
 "$VENV/bin/pytest" -q tests/conformance

@@ -33,7 +33,11 @@ impl Raw {
         .unwrap();
         let mut r = Raw { s, buf: Vec::new() };
         let head = r.read_until(b"\r\n\r\n");
-        assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
         r
     }
 
@@ -82,7 +86,11 @@ impl Raw {
                 let used = frame_len(&self.buf);
                 self.buf.drain(..used);
                 if f.opcode == 8 {
-                    let code = if f.data.len() >= 2 { u16::from_be_bytes([f.data[0], f.data[1]]) } else { 1005 };
+                    let code = if f.data.len() >= 2 {
+                        u16::from_be_bytes([f.data[0], f.data[1]])
+                    } else {
+                        1005
+                    };
                     // The server closes the TCP connection after its close frame.
                     let start = Instant::now();
                     loop {
@@ -90,7 +98,10 @@ impl Raw {
                             Ok(0) => break,
                             Ok(_) => {}
                             Err(e) => {
-                                assert!(e.kind() == std::io::ErrorKind::ConnectionReset, "no EOF after close: {e}");
+                                assert!(
+                                    e.kind() == std::io::ErrorKind::ConnectionReset,
+                                    "no EOF after close: {e}"
+                                );
                                 break;
                             }
                         }
@@ -112,7 +123,10 @@ fn frame_len(b: &[u8]) -> usize {
     let masked = b[1] & 0x80 != 0;
     let (hl, len) = match len7 {
         126 => (4, u16::from_be_bytes([b[2], b[3]]) as usize),
-        127 => (10, u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize),
+        127 => (
+            10,
+            u64::from_be_bytes(b[2..10].try_into().unwrap()) as usize,
+        ),
         n => (2, n),
     };
     hl + if masked { 4 } else { 0 } + len
@@ -125,11 +139,20 @@ fn cross_worker_push_reaches_a_client_of_the_other_worker() {
     let srv = testbed(&[]);
     let ((mut a, fd_a), (mut b, fd_b)) = clients_on_two_workers(srv.port());
     let info_b = call(&mut a, &format!("info {fd_b}"));
-    assert!(info_b.contains("worker=1") && info_b.contains("status=3"), "{info_b}");
+    assert!(
+        info_b.contains("worker=1") && info_b.contains("status=3"),
+        "{info_b}"
+    );
     let info_a = call(&mut b, &format!("info {fd_a}"));
     assert!(info_a.contains("worker=0"), "{info_a}");
-    assert!(info_a.contains(&format!("server_port={}", srv.port())), "{info_a}");
-    assert_eq!(call(&mut a, &format!("push {fd_b} hello from worker 0")), "push:true");
+    assert!(
+        info_a.contains(&format!("server_port={}", srv.port())),
+        "{info_a}"
+    );
+    assert_eq!(
+        call(&mut a, &format!("push {fd_b} hello from worker 0")),
+        "push:true"
+    );
     assert_eq!(recv_text(&mut b), "hello from worker 0");
     assert_eq!(call(&mut b, &format!("push {fd_a} and back")), "push:true");
     assert_eq!(recv_text(&mut a), "and back");
@@ -140,10 +163,19 @@ fn connections_lists_clients_of_every_worker() {
     let srv = testbed(&[]);
     let ((mut a, fd_a), (_b, fd_b)) = clients_on_two_workers(srv.port());
     let r = call(&mut a, "connections");
-    assert!(r.contains(&fd_a.to_string()) && r.contains(&fd_b.to_string()), "{r}");
+    assert!(
+        r.contains(&fd_a.to_string()) && r.contains(&fd_b.to_string()),
+        "{r}"
+    );
     assert_eq!(call(&mut a, &format!("exist {fd_b}")), "exist:true");
-    assert_eq!(call(&mut a, &format!("established {fd_b}")), "established:true");
-    assert_eq!(call(&mut a, "stats"), format!("connections={} workers=2", r.matches(',').count() + 1));
+    assert_eq!(
+        call(&mut a, &format!("established {fd_b}")),
+        "established:true"
+    );
+    assert_eq!(
+        call(&mut a, "stats"),
+        format!("connections={} workers=2", r.matches(',').count() + 1)
+    );
 }
 
 #[test]
@@ -156,7 +188,8 @@ fn broadcast_reaches_every_client_exactly_once() {
             ws
         })
         .collect();
-    let workers: std::collections::HashSet<usize> = clients.iter_mut().map(|c| whoami(c).1).collect();
+    let workers: std::collections::HashSet<usize> =
+        clients.iter_mut().map(|c| whoami(c).1).collect();
     assert_eq!(workers.len(), 2, "clients should land on both workers");
     send_text(&mut clients[0], "broadcast news");
     for c in clients.iter_mut() {
@@ -177,10 +210,16 @@ fn stale_and_unknown_fds_return_false() {
     eprintln!("b={fd_b} closed={closed:?}");
     let start = Instant::now();
     while call(&mut a, &format!("exist {fd_b}")) != "exist:false" {
-        assert!(start.elapsed() < Duration::from_secs(5), "closed fd still exists");
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "closed fd still exists"
+        );
     }
     assert_eq!(call(&mut a, &format!("push {fd_b} x")), "push:false");
-    assert_eq!(call(&mut a, &format!("established {fd_b}")), "established:false");
+    assert_eq!(
+        call(&mut a, &format!("established {fd_b}")),
+        "established:false"
+    );
     assert_eq!(call(&mut a, &format!("info {fd_b}")), "none");
     assert_eq!(call(&mut a, "push 0 x"), "push:false");
     assert_eq!(call(&mut a, "push 987654321 x"), "push:false");
@@ -194,16 +233,34 @@ fn stale_and_unknown_fds_return_false() {
 fn disconnect_validates_code_and_reason_then_closes_with_them() {
     let srv = testbed(&[]);
     let ((mut a, _), (mut b, fd_b)) = clients_on_two_workers(srv.port());
-    assert_eq!(call(&mut a, &format!("disconnect {fd_b} 1001 x")), "disconnect:false");
-    assert_eq!(call(&mut a, &format!("disconnect {fd_b} 3999 x")), "disconnect:false");
-    assert_eq!(call(&mut a, &format!("disconnect {fd_b} 5000 x")), "disconnect:false");
+    assert_eq!(
+        call(&mut a, &format!("disconnect {fd_b} 1001 x")),
+        "disconnect:false"
+    );
+    assert_eq!(
+        call(&mut a, &format!("disconnect {fd_b} 3999 x")),
+        "disconnect:false"
+    );
+    assert_eq!(
+        call(&mut a, &format!("disconnect {fd_b} 5000 x")),
+        "disconnect:false"
+    );
     let long = "r".repeat(124);
-    assert_eq!(call(&mut a, &format!("disconnect {fd_b} 4000 {long}")), "disconnect:false");
+    assert_eq!(
+        call(&mut a, &format!("disconnect {fd_b} 4000 {long}")),
+        "disconnect:false"
+    );
     // b was not touched by the refused calls.
     assert!(call(&mut b, "whoami").starts_with("fd="));
-    assert_eq!(call(&mut a, &format!("disconnect {fd_b} 4000 bye now")), "disconnect:true");
+    assert_eq!(
+        call(&mut a, &format!("disconnect {fd_b} 4000 bye now")),
+        "disconnect:true"
+    );
     assert_eq!(recv_close(&mut b), Some((4000, "bye now".into())));
-    assert_eq!(call(&mut a, &format!("disconnect {fd_b} 1000 again")), "disconnect:false");
+    assert_eq!(
+        call(&mut a, &format!("disconnect {fd_b} 1000 again")),
+        "disconnect:false"
+    );
 }
 
 #[test]
@@ -221,14 +278,25 @@ fn on_request_answers_plain_http_with_keep_alive() {
         b"GET /a?x=1 HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
-    assert!(r.contains("path=/a query=x=1") && r.contains("path=/b"), "{r}");
+    assert!(
+        r.contains("path=/a query=x=1") && r.contains("path=/b"),
+        "{r}"
+    );
 }
 
 #[test]
 fn subprotocol_is_echoed_only_when_offered() {
     let srv = testbed(&["--subprotocol", "superchat,chat"]);
-    let (_ws, resp) = ws_connect_with(srv.port(), "/", &[("Sec-WebSocket-Protocol", "chat, superchat")]).unwrap();
-    assert_eq!(resp.headers().get("sec-websocket-protocol").unwrap(), "superchat");
+    let (_ws, resp) = ws_connect_with(
+        srv.port(),
+        "/",
+        &[("Sec-WebSocket-Protocol", "chat, superchat")],
+    )
+    .unwrap();
+    assert_eq!(
+        resp.headers().get("sec-websocket-protocol").unwrap(),
+        "superchat"
+    );
     let (_ws, resp) = ws_connect_with(srv.port(), "/", &[]).unwrap();
     assert!(resp.headers().get("sec-websocket-protocol").is_none());
     let r = raw_http(
@@ -237,7 +305,10 @@ fn subprotocol_is_echoed_only_when_offered() {
           Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
           Sec-WebSocket-Protocol: mqtt\r\n\r\n",
     );
-    assert!(r.starts_with("HTTP/1.1 101") && !r.to_ascii_lowercase().contains("sec-websocket-protocol"), "{r}");
+    assert!(
+        r.starts_with("HTTP/1.1 101") && !r.to_ascii_lowercase().contains("sec-websocket-protocol"),
+        "{r}"
+    );
 }
 
 #[test]
@@ -263,7 +334,11 @@ fn a_client_that_never_reads_is_closed_at_buffer_output_size_and_memory_stays_bo
     let sent: usize = line["flood sent ".len()..].parse().unwrap();
     assert!(sent < 65536, "flood was never cut off: {line}");
     for pid in srv.worker_pids() {
-        assert!(rss_kb(pid) < 200 * 1024, "worker {pid} RSS {} KiB", rss_kb(pid));
+        assert!(
+            rss_kb(pid) < 200 * 1024,
+            "worker {pid} RSS {} KiB",
+            rss_kb(pid)
+        );
     }
     // The slow client's connection is gone; others are fine.
     let mut buf = Vec::new();
@@ -355,7 +430,14 @@ fn unmasked_client_frame_is_closed_with_1002() {
 fn invalid_utf8_text_is_closed_with_1007() {
     let srv = testbed(&[]);
     let mut r = Raw::open(srv.port());
-    r.frame(0x81, &[0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80, 0x65], MASK);
+    r.frame(
+        0x81,
+        &[
+            0xce, 0xba, 0xe1, 0xbd, 0xb9, 0xcf, 0x83, 0xce, 0xbc, 0xce, 0xb5, 0xed, 0xa0, 0x80,
+            0x65,
+        ],
+        MASK,
+    );
     assert_eq!(r.expect_close(), 1007);
 }
 
@@ -389,7 +471,10 @@ fn bad_http_is_400_and_oversize_headers_431_and_wrong_version_426() {
     let srv = testbed(&[]);
     let r = raw_http(srv.port(), b"GARBAGE\x01\x02 / HTTP/1.1\r\n\r\n");
     assert!(r.starts_with("HTTP/1.1 400"), "{r}");
-    let big = format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n", "a".repeat(20_000));
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
     let r = raw_http(srv.port(), big.as_bytes());
     assert!(r.starts_with("HTTP/1.1 431"), "{r}");
     let r = raw_http(
@@ -428,7 +513,10 @@ fn nothing_a_client_sends_reaches_another_client() {
     let srv = testbed(&[]);
     let mut good = ws_connect(srv.port(), "/");
     recv_text(&mut good);
-    for garbage in [&b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"[..], b"\x81\xfe\xff\xff"] {
+    for garbage in [
+        &b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"[..],
+        b"\x81\xfe\xff\xff",
+    ] {
         let mut r = Raw::open(srv.port());
         r.s.write_all(garbage).unwrap();
         let _ = r.s.shutdown(std::net::Shutdown::Write);

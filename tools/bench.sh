@@ -24,6 +24,7 @@ set -euo pipefail
 
 TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 MAIN=$(dirname "$TOOLS")
+ARGS="$*"
 REPS=3
 DUR=5
 WARMUP=1
@@ -172,6 +173,6 @@ fi
 echo "== results (medians over $REPS repetition(s); plot via $PLOTTER)"
 python3 "$TOOLS/bench_report.py" --results "$RESULTS" --meta "$OUT/meta.txt" \
     --md "$TOOLS/bench-results.md" --png "$TOOLS/bench-cpu.png" --plotter "$PLOTTER" \
-    --command "tools/bench.sh $*" --quick "$([ "$REPS" = 1 ] && [ "$DUR" = 2 ] && echo 1 || echo 0)"
+    --command "tools/bench.sh${ARGS:+ $ARGS}" --quick "$([ "$REPS" = 1 ] && [ "$DUR" = 2 ] && echo 1 || echo 0)"
 cp "$TOOLS/bench-results.md" "$OUT/" 2>/dev/null || true
 echo "raw outputs: $OUT"

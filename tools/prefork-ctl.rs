@@ -10,14 +10,20 @@ fn usage() -> ExitCode {
 }
 
 fn read_pid(path: &str) -> Result<i32, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read pid file {path}: {e} (is the server running?)"))?;
-    text.trim().parse().map_err(|_| format!("pid file {path} does not hold a pid"))
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read pid file {path}: {e} (is the server running?)"))?;
+    text.trim()
+        .parse()
+        .map_err(|_| format!("pid file {path} does not hold a pid"))
 }
 
 fn alive(pid: i32) -> bool {
     // A zombie (exited, not yet reaped by its parent) is not running.
     let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
         .unwrap_or(false);
     // SAFETY: signal 0 only checks for existence.
     !zombie && unsafe { libc::kill(pid, 0) == 0 }
@@ -28,7 +34,10 @@ fn signal(pid: i32, sig: libc::c_int) -> Result<(), String> {
     if unsafe { libc::kill(pid, sig) } == 0 {
         Ok(())
     } else {
-        Err(format!("cannot signal {pid}: {}", std::io::Error::last_os_error()))
+        Err(format!(
+            "cannot signal {pid}: {}",
+            std::io::Error::last_os_error()
+        ))
     }
 }
 
@@ -62,7 +71,8 @@ fn run(cmd: &str, pid_file: &str, timeout: Duration) -> Result<(), String> {
             println!("stopped (pid {pid})");
         }
         "status" => {
-            let s = prefork_ws::runtime::inspect::stats_of(pid as u32).map_err(|e| e.to_string())?;
+            let s =
+                prefork_ws::runtime::inspect::stats_of(pid as u32).map_err(|e| e.to_string())?;
             println!(
                 "master pid={} uptime={} connections={} accepted={} closed={} reloads={} worker_restarts={}",
                 s.master_pid,
@@ -94,7 +104,9 @@ fn run(cmd: &str, pid_file: &str, timeout: Duration) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(cmd) = args.first() else { return usage() };
+    let Some(cmd) = args.first() else {
+        return usage();
+    };
     let mut pid_file = None;
     let mut timeout = Duration::from_secs(10);
     let mut it = args.iter().skip(1);
@@ -102,12 +114,18 @@ fn main() -> ExitCode {
         match a.as_str() {
             "--pid-file" => pid_file = it.next().cloned(),
             "--timeout" => {
-                timeout = it.next().and_then(|t| t.parse().ok()).map(Duration::from_secs).unwrap_or(timeout)
+                timeout = it
+                    .next()
+                    .and_then(|t| t.parse().ok())
+                    .map(Duration::from_secs)
+                    .unwrap_or(timeout)
             }
             _ => return usage(),
         }
     }
-    let Some(pid_file) = pid_file else { return usage() };
+    let Some(pid_file) = pid_file else {
+        return usage();
+    };
     match run(cmd, &pid_file, timeout) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -91,8 +91,16 @@ mod tests {
         // Slab entry + this struct is what an idle connection costs in the worker besides the
         // kernel socket and its table slot. Keep it well under the 256-byte budget.
         let size = std::mem::size_of::<Conn>();
-        eprintln!("Conn {size} decoder {} slot {}", std::mem::size_of::<MessageDecoder>(), std::mem::size_of::<crate::runtime::table::Slot>());
+        eprintln!(
+            "Conn {size} decoder {} slot {}",
+            std::mem::size_of::<MessageDecoder>(),
+            std::mem::size_of::<crate::runtime::table::Slot>()
+        );
         assert!(size <= 160, "Conn is {size} bytes");
-        assert!(std::mem::size_of::<MessageDecoder>() <= 128, "decoder {}", std::mem::size_of::<MessageDecoder>());
+        assert!(
+            std::mem::size_of::<MessageDecoder>() <= 128,
+            "decoder {}",
+            std::mem::size_of::<MessageDecoder>()
+        );
     }
 }

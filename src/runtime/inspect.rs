@@ -11,7 +11,10 @@ fn table_path(master_pid: u32) -> io::Result<PathBuf> {
     for entry in std::fs::read_dir(&dir)? {
         let path = entry?.path();
         if let Ok(target) = std::fs::read_link(&path) {
-            if target.to_string_lossy().starts_with(&format!("/memfd:{TABLE_NAME}")) {
+            if target
+                .to_string_lossy()
+                .starts_with(&format!("/memfd:{TABLE_NAME}"))
+            {
                 return Ok(path);
             }
         }

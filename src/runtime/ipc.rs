@@ -38,7 +38,10 @@ pub(crate) enum Msg<'a> {
     Disconnect { fd: Fd, code: u16, reason: &'a [u8] },
     /// An encoded frame to write to every established connection of the receiver
     /// (or to the listed ones only).
-    Broadcast { frame: &'a [u8], only: Option<Vec<Fd>> },
+    Broadcast {
+        frame: &'a [u8],
+        only: Option<Vec<Fd>>,
+    },
     /// `send_message`: user data for `on_pipe_message`.
     User { from_worker: u32, data: &'a [u8] },
 }
@@ -74,7 +77,11 @@ impl Msg<'_> {
             Msg::Broadcast { frame, only } => {
                 out.push(K_BROADCAST);
                 let fds = only.as_deref().unwrap_or(&[]);
-                let n = if only.is_some() { fds.len() as u32 } else { u32::MAX };
+                let n = if only.is_some() {
+                    fds.len() as u32
+                } else {
+                    u32::MAX
+                };
                 out.extend_from_slice(&n.to_le_bytes());
                 for fd in fds {
                     out.extend_from_slice(&fd.to_le_bytes());
@@ -94,7 +101,9 @@ impl Msg<'_> {
         match self {
             Msg::Push { data, .. } | Msg::User { data, .. } => data.len(),
             Msg::Disconnect { reason, .. } => reason.len(),
-            Msg::Broadcast { frame, only } => frame.len() + only.as_ref().map_or(0, |v| v.len() * 8),
+            Msg::Broadcast { frame, only } => {
+                frame.len() + only.as_ref().map_or(0, |v| v.len() * 8)
+            }
         }
     }
 
@@ -160,8 +169,18 @@ impl Channel {
         )
         .map_err(io::Error::from)?;
         for fd in [&rx, &tx] {
-            set_buf(fd.as_raw_fd(), libc::SO_SNDBUFFORCE, libc::SO_SNDBUF, bufsize);
-            set_buf(fd.as_raw_fd(), libc::SO_RCVBUFFORCE, libc::SO_RCVBUF, bufsize);
+            set_buf(
+                fd.as_raw_fd(),
+                libc::SO_SNDBUFFORCE,
+                libc::SO_SNDBUF,
+                bufsize,
+            );
+            set_buf(
+                fd.as_raw_fd(),
+                libc::SO_RCVBUFFORCE,
+                libc::SO_RCVBUF,
+                bufsize,
+            );
         }
         Ok(Channel { rx, tx })
     }
@@ -251,7 +270,8 @@ impl Outbox {
                     tx,
                     &iov,
                     &[],
-                    nix::sys::socket::MsgFlags::MSG_DONTWAIT | nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
+                    nix::sys::socket::MsgFlags::MSG_DONTWAIT
+                        | nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
                     None,
                 ) {
                     Ok(_) => {
@@ -316,7 +336,14 @@ impl Inbox {
                 log::warn!("ipc: dropped a malformed datagram of {n} bytes");
                 continue;
             }
-            let rd = |i: usize| u32::from_le_bytes([self.buf[i], self.buf[i + 1], self.buf[i + 2], self.buf[i + 3]]);
+            let rd = |i: usize| {
+                u32::from_le_bytes([
+                    self.buf[i],
+                    self.buf[i + 1],
+                    self.buf[i + 2],
+                    self.buf[i + 3],
+                ])
+            };
             let from = u16::from_le_bytes([self.buf[2], self.buf[3]]) as usize;
             let (seq, total, offset) = (rd(4), rd(8) as usize, rd(12) as usize);
             let chunk = &self.buf[HEADER..n];
@@ -408,12 +435,16 @@ mod tests {
         st = match st {
             SendState::Done => SendState::Done,
             SendState::Queued => {
-                inbox.drain(ch.rx.as_raw_fd(), |b| got.push(b.to_vec())).unwrap();
+                inbox
+                    .drain(ch.rx.as_raw_fd(), |b| got.push(b.to_vec()))
+                    .unwrap();
                 out.flush(0, ch.tx.as_raw_fd()).unwrap()
             }
         };
         assert!(matches!(st, SendState::Done));
-        inbox.drain(ch.rx.as_raw_fd(), |b| got.push(b.to_vec())).unwrap();
+        inbox
+            .drain(ch.rx.as_raw_fd(), |b| got.push(b.to_vec()))
+            .unwrap();
         assert_eq!(got.len(), 1);
         assert_eq!(got[0], big);
     }
@@ -433,11 +464,12 @@ mod tests {
         let mut inbox = Inbox::new(1);
         let mut n = 0;
         loop {
-            inbox.drain(ch.rx.as_raw_fd(), |b| {
-                assert_eq!(b, &[7; 1000][..]);
-                n += 1;
-            })
-            .unwrap();
+            inbox
+                .drain(ch.rx.as_raw_fd(), |b| {
+                    assert_eq!(b, &[7; 1000][..]);
+                    n += 1;
+                })
+                .unwrap();
             if let SendState::Done = out.flush(0, ch.tx.as_raw_fd()).unwrap() {
                 inbox.drain(ch.rx.as_raw_fd(), |_| n += 1).unwrap();
                 break;

@@ -47,7 +47,12 @@ struct ReloadStep {
     deadline: Instant,
 }
 
-fn bind_port(host: &str, port: u16, workers: usize, backlog: i32) -> Result<(SocketAddr, Vec<Socket>), Error> {
+fn bind_port(
+    host: &str,
+    port: u16,
+    workers: usize,
+    backlog: i32,
+) -> Result<(SocketAddr, Vec<Socket>), Error> {
     let err = |source: io::Error| Error::Bind {
         addr: format!("{host}:{port}"),
         source,
@@ -118,7 +123,11 @@ pub(crate) fn run(mut server: Server) -> Result<(), Error> {
     let reserve = 32 + 4 * st.worker_num as u64;
     let per_worker_cap = nofile.saturating_sub(reserve).max(1);
     let capacity = per_worker_cap * st.worker_num as u64;
-    let mut max_conn = if st.max_conn == 0 { capacity } else { st.max_conn as u64 };
+    let mut max_conn = if st.max_conn == 0 {
+        capacity
+    } else {
+        st.max_conn as u64
+    };
     if max_conn > capacity {
         log::warn!(
             "max_conn={} cannot be honoured: RLIMIT_NOFILE is {} per process ({} workers); \
@@ -167,7 +176,11 @@ pub(crate) fn run(mut server: Server) -> Result<(), Error> {
         println!("{kind} Server listening at {}:{}", l.host, p.addr.port());
     }
     let _ = io::stdout().flush();
-    log::info!("master pid {} starting {} workers", std::process::id(), st.worker_num);
+    log::info!(
+        "master pid {} starting {} workers",
+        std::process::id(),
+        st.worker_num
+    );
 
     let mut m = Master {
         server,
@@ -215,7 +228,10 @@ impl Master {
         // SAFETY: the master is single-threaded; the child only runs the worker and exits.
         match unsafe { fork() }.map_err(io::Error::from)? {
             ForkResult::Parent { child } => {
-                self.table.region(region).pid.store(child.as_raw() as u32, Ordering::Relaxed);
+                self.table
+                    .region(region)
+                    .pid
+                    .store(child.as_raw() as u32, Ordering::Relaxed);
                 Ok(child)
             }
             ForkResult::Child => {
@@ -257,7 +273,10 @@ impl Master {
                         return self.shutdown();
                     }
                     Signal::SIGUSR1 => {
-                        log::info!("master: SIGUSR1 received, rolling reload of {} workers", self.workers.len());
+                        log::info!(
+                            "master: SIGUSR1 received, rolling reload of {} workers",
+                            self.workers.len()
+                        );
                         self.table.global().reloads.fetch_add(1, Ordering::Relaxed);
                         for id in 0..self.workers.len() {
                             if !self.reload_queue.contains(&id) {
@@ -292,7 +311,10 @@ impl Master {
             if let Some(step) = &self.reload {
                 if step.new_pid == pid {
                     log::error!("master: replacement worker {pid} died during reload ({st:?}); keeping the old one");
-                    self.table.region(step.new_region).pid.store(0, Ordering::Relaxed);
+                    self.table
+                        .region(step.new_region)
+                        .pid
+                        .store(0, Ordering::Relaxed);
                     self.reload = None;
                     continue;
                 }
@@ -302,7 +324,10 @@ impl Master {
             };
             let w = &mut self.workers[id];
             self.table.region(w.region).pid.store(0, Ordering::Relaxed);
-            self.table.global().worker_restarts.fetch_add(1, Ordering::Relaxed);
+            self.table
+                .global()
+                .worker_restarts
+                .fetch_add(1, Ordering::Relaxed);
             w.pid = None;
             let quick = w.started.elapsed() < Duration::from_secs(2);
             w.crashes = if quick { w.crashes + 1 } else { 0 };
@@ -339,7 +364,12 @@ impl Master {
     /// (accepting on the same SO_REUSEPORT socket) before the old one is told to stop.
     fn step_reload(&mut self) -> Result<(), Error> {
         if let Some(step) = &self.reload {
-            let ready = self.table.region(step.new_region).ready.load(Ordering::Acquire) == 1;
+            let ready = self
+                .table
+                .region(step.new_region)
+                .ready
+                .load(Ordering::Acquire)
+                == 1;
             if ready || Instant::now() >= step.deadline {
                 let step = self.reload.take().expect("checked above");
                 if !ready {
@@ -366,7 +396,11 @@ impl Master {
             }
         };
         let n = self.workers.len();
-        let new_region = if old_region < n { old_region + n } else { old_region - n };
+        let new_region = if old_region < n {
+            old_region + n
+        } else {
+            old_region - n
+        };
         // The other region may still belong to a previous generation that is draining.
         if self.table.region(new_region).pid.load(Ordering::Relaxed) != 0 {
             return Ok(());
@@ -401,7 +435,12 @@ impl Master {
         let deadline = Instant::now() + self.server.settings.max_wait_time + Duration::from_secs(1);
         let mut alive: Vec<Pid> = pids;
         while !alive.is_empty() && Instant::now() < deadline {
-            alive.retain(|&p| matches!(waitpid(p, Some(WaitPidFlag::WNOHANG)), Ok(WaitStatus::StillAlive)));
+            alive.retain(|&p| {
+                matches!(
+                    waitpid(p, Some(WaitPidFlag::WNOHANG)),
+                    Ok(WaitStatus::StillAlive)
+                )
+            });
             std::thread::sleep(Duration::from_millis(10));
         }
         for &p in &alive {

@@ -30,10 +30,15 @@ impl SignalPipe {
     /// Routes `signals` to a fresh pipe (replacing the routing of an earlier pipe, e.g. the
     /// master's after fork) and ignores SIGPIPE.
     pub fn install(signals: &[Signal]) -> io::Result<SignalPipe> {
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(io::Error::from)?;
+        let (read, write) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(io::Error::from)?;
         WRITE_FD.store(write.as_raw_fd(), Ordering::Relaxed);
-        let act = SigAction::new(SigHandler::Handler(on_signal), SaFlags::SA_RESTART, SigSet::empty());
+        let act = SigAction::new(
+            SigHandler::Handler(on_signal),
+            SaFlags::SA_RESTART,
+            SigSet::empty(),
+        );
         for &s in signals {
             // SAFETY: the handler only calls write(2).
             unsafe { signal::sigaction(s, &act) }.map_err(io::Error::from)?;
@@ -41,8 +46,12 @@ impl SignalPipe {
         let ign = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
         // SAFETY: ignoring SIGPIPE is always sound.
         unsafe { signal::sigaction(Signal::SIGPIPE, &ign) }.map_err(io::Error::from)?;
-        signal::sigprocmask(signal::SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
-            .map_err(io::Error::from)?;
+        signal::sigprocmask(
+            signal::SigmaskHow::SIG_SETMASK,
+            Some(&SigSet::empty()),
+            None,
+        )
+        .map_err(io::Error::from)?;
         Ok(SignalPipe {
             read,
             _write: write,
@@ -60,7 +69,11 @@ impl SignalPipe {
         loop {
             match nix::unistd::read(&self.read, &mut buf) {
                 Ok(0) | Err(_) => break,
-                Ok(n) => out.extend(buf[..n].iter().filter_map(|&b| Signal::try_from(b as i32).ok())),
+                Ok(n) => out.extend(
+                    buf[..n]
+                        .iter()
+                        .filter_map(|&b| Signal::try_from(b as i32).ok()),
+                ),
             }
         }
         out

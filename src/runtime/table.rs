@@ -177,7 +177,10 @@ impl SharedTable {
 
     /// Maps the table of a running server from a path to its memfd (read-mostly use by tools).
     pub fn open_path(path: &std::path::Path) -> std::io::Result<SharedTable> {
-        let f = std::fs::OpenOptions::new().read(true).write(true).open(path)?;
+        let f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)?;
         let len = f.metadata()?.len() as usize;
         if len < std::mem::size_of::<GlobalHeader>() {
             return Err(std::io::Error::other("not a prefork-ws table"));
@@ -191,7 +194,12 @@ impl SharedTable {
         if regions == 0 || slots == 0 || Self::byte_len(regions, slots) > len {
             return Err(std::io::Error::other("not a prefork-ws table"));
         }
-        Self::map(f.as_raw_fd(), Self::byte_len(regions, slots), regions, slots)
+        Self::map(
+            f.as_raw_fd(),
+            Self::byte_len(regions, slots),
+            regions,
+            slots,
+        )
     }
 
     fn map(fd: i32, len: usize, regions: usize, slots: usize) -> std::io::Result<SharedTable> {
@@ -243,14 +251,7 @@ impl SharedTable {
         assert!(r < self.regions);
         let off = align64(std::mem::size_of::<GlobalHeader>());
         // SAFETY: r < regions, headers are laid out contiguously after the global header.
-        unsafe {
-            &*self
-                .base
-                .as_ptr()
-                .add(off)
-                .cast::<RegionHeader>()
-                .add(r)
-        }
+        unsafe { &*self.base.as_ptr().add(off).cast::<RegionHeader>().add(r) }
     }
 
     fn slot(&self, region: usize, slot: usize) -> &Slot {
@@ -310,9 +311,12 @@ impl SharedTable {
         };
         s.ip_hi.store(hi, Ordering::Relaxed);
         s.ip_lo.store(lo, Ordering::Relaxed);
-        s.status
-            .store(v6 | crate::protocol::frame::WEBSOCKET_STATUS_CONNECTION as u32, Ordering::Relaxed);
-        s.remote_port.store(c.remote.port() as u32, Ordering::Relaxed);
+        s.status.store(
+            v6 | crate::protocol::frame::WEBSOCKET_STATUS_CONNECTION as u32,
+            Ordering::Relaxed,
+        );
+        s.remote_port
+            .store(c.remote.port() as u32, Ordering::Relaxed);
         s.server_port.store(c.server_port as u32, Ordering::Relaxed);
         s.server_fd.store(c.server_fd as u32, Ordering::Relaxed);
         s.socket_fd.store(c.socket_fd as u32, Ordering::Relaxed);
@@ -351,17 +355,23 @@ impl SharedTable {
     }
 
     pub fn touch_recv(&self, region: usize, slot: usize, now_ms: u64) {
-        self.slot(region, slot).last_recv_ms.store(now_ms, Ordering::Relaxed);
+        self.slot(region, slot)
+            .last_recv_ms
+            .store(now_ms, Ordering::Relaxed);
     }
 
     pub fn touch_send(&self, region: usize, slot: usize, now_ms: u64) {
-        self.slot(region, slot).last_send_ms.store(now_ms, Ordering::Relaxed);
+        self.slot(region, slot)
+            .last_send_ms
+            .store(now_ms, Ordering::Relaxed);
     }
 
     pub fn set_queued(&self, region: usize, slot: usize, recv: usize, send: usize) {
         let s = self.slot(region, slot);
-        s.recv_queued.store(recv.min(u32::MAX as usize) as u32, Ordering::Relaxed);
-        s.send_queued.store(send.min(u32::MAX as usize) as u32, Ordering::Relaxed);
+        s.recv_queued
+            .store(recv.min(u32::MAX as usize) as u32, Ordering::Relaxed);
+        s.send_queued
+            .store(send.min(u32::MAX as usize) as u32, Ordering::Relaxed);
     }
 
     /// websocket_status of a live fd (0 when the fd is not live).
@@ -381,7 +391,10 @@ impl SharedTable {
                 return None;
             }
             let status = s.status.load(Ordering::Acquire);
-            let (hi, lo) = (s.ip_hi.load(Ordering::Relaxed), s.ip_lo.load(Ordering::Relaxed));
+            let (hi, lo) = (
+                s.ip_hi.load(Ordering::Relaxed),
+                s.ip_lo.load(Ordering::Relaxed),
+            );
             let ip: IpAddr = if status & (1 << 8) != 0 {
                 IpAddr::V6(Ipv6Addr::from(((hi as u128) << 64) | lo as u128))
             } else {
@@ -516,7 +529,11 @@ mod tests {
         assert_eq!(i.server_port, 9502);
         assert_eq!(i.worker_id, 1);
         assert_eq!(i.connect_time, 1_700_000_000);
-        assert_eq!(t.live_fds(), vec![] as Vec<Fd>, "region counter gates iteration");
+        assert_eq!(
+            t.live_fds(),
+            vec![] as Vec<Fd>,
+            "region counter gates iteration"
+        );
         t.region(1).connections.store(1, Ordering::Relaxed);
         assert_eq!(t.live_fds(), vec![fd]);
     }

@@ -101,7 +101,12 @@ mod tests {
     fn after_fires_once_and_tick_repeats_until_cleared() {
         let mut t: Timers<Cell<u32>> = Timers::new();
         let counter = Cell::new(0);
-        let once = t.add(0, 10, false, Box::new(|c: &Cell<u32>, _| c.set(c.get() + 100)));
+        let once = t.add(
+            0,
+            10,
+            false,
+            Box::new(|c: &Cell<u32>, _| c.set(c.get() + 100)),
+        );
         let tick = t.add(0, 5, true, Box::new(|c: &Cell<u32>, _| c.set(c.get() + 1)));
         assert_eq!(t.next_deadline(), Some(5));
         let mut now = 0;

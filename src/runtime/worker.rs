@@ -7,8 +7,8 @@
 //! frame). Closing is always deferred to the end of the batch, so a callback can never see its
 //! connection's slot freed or reused under it.
 
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io::{self, Read, Write};
 use std::os::fd::{FromRawFd, RawFd};
 use std::panic::AssertUnwindSafe;
@@ -26,7 +26,10 @@ use slab::Slab;
 use crate::protocol::close::close_payload;
 use crate::protocol::decoder::{DecoderConfig, Event, MessageDecoder};
 use crate::protocol::deflate::{self, Deflater, Inflater};
-use crate::protocol::frame::{encode_frame, OpCode, FLAG_COMPRESS, FLAG_FIN, WEBSOCKET_STATUS_ACTIVE, WEBSOCKET_STATUS_CLOSING};
+use crate::protocol::frame::{
+    encode_frame, OpCode, FLAG_COMPRESS, FLAG_FIN, WEBSOCKET_STATUS_ACTIVE,
+    WEBSOCKET_STATUS_CLOSING,
+};
 use crate::protocol::handshake;
 use crate::runtime::conn::{Conn, Phase};
 use crate::runtime::ipc::{Inbox, Msg, Outbox, SendState};
@@ -272,16 +275,32 @@ impl Runtime {
             return;
         }
         if c.close.on_send_close() {
-            let payload = close_payload(code, reason).unwrap_or_else(|_| code.to_be_bytes().to_vec());
+            let payload =
+                close_payload(code, reason).unwrap_or_else(|_| code.to_be_bytes().to_vec());
             let mut frame = Vec::with_capacity(payload.len() + 4);
-            encode_frame(&mut frame, true, false, OpCode::Close.as_u8(), &payload, None);
-            self.table.set_status(self.region, key, WEBSOCKET_STATUS_CLOSING);
+            encode_frame(
+                &mut frame,
+                true,
+                false,
+                OpCode::Close.as_u8(),
+                &payload,
+                None,
+            );
+            self.table
+                .set_status(self.region, key, WEBSOCKET_STATUS_CLOSING);
             self.queue(key, &frame, limit.max(frame.len()));
         }
     }
 
     /// Encodes and queues a message for a local connection (`push`).
-    pub fn push_local(&mut self, key: usize, data: &[u8], opcode: u8, flags: u8, limit: usize) -> bool {
+    pub fn push_local(
+        &mut self,
+        key: usize,
+        data: &[u8],
+        opcode: u8,
+        flags: u8,
+        limit: usize,
+    ) -> bool {
         let Some(c) = self.conns.get_mut(key) else {
             return false;
         };
@@ -307,7 +326,8 @@ impl Runtime {
             }
         };
         let mut hdr = [0u8; 14];
-        let n = crate::protocol::frame::encode_header(&mut hdr, fin, rsv1, opcode, payload.len(), None);
+        let n =
+            crate::protocol::frame::encode_header(&mut hdr, fin, rsv1, opcode, payload.len(), None);
         let total = n + payload.len();
         if c.pending_out() + total > limit {
             log::warn!(
@@ -386,7 +406,8 @@ impl Runtime {
         h.messages_out.store(self.messages_out, Ordering::Relaxed);
         h.accepted.store(self.accepted, Ordering::Relaxed);
         h.closed.store(self.closed, Ordering::Relaxed);
-        h.connections.store(self.conns.len() as u64, Ordering::Relaxed);
+        h.connections
+            .store(self.conns.len() as u64, Ordering::Relaxed);
     }
 }
 
@@ -410,7 +431,8 @@ impl Server {
     /// The worker's runtime. Only called inside a worker.
     pub(crate) fn rt(&self) -> std::cell::RefMut<'_, Runtime> {
         std::cell::RefMut::map(self.rt.borrow_mut(), |o| {
-            o.as_deref_mut().expect("worker runtime is set before any event is processed")
+            o.as_deref_mut()
+                .expect("worker runtime is set before any event is processed")
         })
     }
 
@@ -435,7 +457,12 @@ impl Server {
         if nix::unistd::getppid().as_raw() != boot.master_pid {
             return Err(io::Error::other("master died before the worker started"));
         }
-        signals::reset(&[Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGCHLD, Signal::SIGHUP]);
+        signals::reset(&[
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
+            Signal::SIGCHLD,
+            Signal::SIGHUP,
+        ]);
         let sig = SignalPipe::install(&[Signal::SIGTERM, Signal::SIGINT])?;
         let ign = nix::sys::signal::SigAction::new(
             nix::sys::signal::SigHandler::SigIgn,
@@ -465,7 +492,11 @@ impl Server {
                 websocket: l.websocket,
             });
         }
-        registry.register(&mut SourceFd(&boot.ipc_rx), TOKEN_IPC_RX, Interest::READABLE)?;
+        registry.register(
+            &mut SourceFd(&boot.ipc_rx),
+            TOKEN_IPC_RX,
+            Interest::READABLE,
+        )?;
         registry.register(&mut SourceFd(&sig.fd()), TOKEN_SIGNAL, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(&registry, TOKEN_WAKER)?);
         let (handle_tx, handle_rx) = crossbeam_channel::unbounded();
@@ -496,7 +527,9 @@ impl Server {
             stopping: None,
             accept_retry_at: None,
             next_heartbeat: now + st.heartbeat_check_interval.unwrap_or(0) * 1000,
-            next_ping: now + st.websocket_ping_interval.map_or(0, |d| d.as_millis() as u64),
+            next_ping: now
+                + st.websocket_ping_interval
+                    .map_or(0, |d| d.as_millis() as u64),
             next_sync: now + 1000,
             subprotocols: st.subprotocols(),
             handle_tx,
@@ -514,7 +547,11 @@ impl Server {
         h.pid.store(std::process::id(), Ordering::Relaxed);
         h.started_ms.store(now, Ordering::Relaxed);
         h.ready.store(1, Ordering::Release);
-        log::info!("Worker#{} started (pid {})", boot.worker_id, std::process::id());
+        log::info!(
+            "Worker#{} started (pid {})",
+            boot.worker_id,
+            std::process::id()
+        );
         if let Some(cb) = &self.cb.on_worker_start {
             guarded("on_worker_start", || cb(self, boot.worker_id));
         }
@@ -530,7 +567,7 @@ impl Server {
             self.rt().now_ms = now_ms();
             for ev in events.iter() {
                 match ev.token() {
-                    Token(k) if k < LISTENER_BASE && k < IPC_TX_BASE => {
+                    Token(k) if k < IPC_TX_BASE => {
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             self.on_readable(k);
                         }
@@ -638,7 +675,11 @@ impl Server {
                         socket_fd: stream.as_raw_fd(),
                         now_ms: now,
                     };
-                    if let Err(e) = rt.registry.register(&mut stream, Token(key), Interest::READABLE | Interest::WRITABLE) {
+                    if let Err(e) = rt.registry.register(
+                        &mut stream,
+                        Token(key),
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
                         log::warn!("register {addr}: {e}");
                         global.fetch_sub(1, Ordering::Relaxed);
                         continue;
@@ -647,7 +688,10 @@ impl Server {
                     rt.conns.insert(Conn::new(stream, fd, li as u8));
                     rt.accepted += 1;
                     let region = rt.region;
-                    rt.table.region(region).connections.store(rt.conns.len() as u64, Ordering::Relaxed);
+                    rt.table
+                        .region(region)
+                        .connections
+                        .store(rt.conns.len() as u64, Ordering::Relaxed);
                     let deadline = now + self.settings.handshake_timeout.as_millis() as u64;
                     rt.push_deadline(deadline, key, fd);
                 }
@@ -774,7 +818,10 @@ impl Server {
             return;
         }
         if let Some(e) = failure {
-            log::info!("fd {fd}: protocol error, closing with {}: {e}", e.close_code());
+            log::info!(
+                "fd {fd}: protocol error, closing with {}: {e}",
+                e.close_code()
+            );
             let code = e.close_code();
             rt.send_close(key, code, "", usize::MAX);
             rt.kill_after_flush(key);
@@ -804,15 +851,38 @@ impl Server {
             }
             Event::Ping(p) => {
                 if st.open_websocket_ping_frame {
-                    self.deliver(key, &Frame { fd, data: p, opcode: OpCode::Ping, flags: FLAG_FIN, finish: true, code: 0, reason: "" });
+                    self.deliver(
+                        key,
+                        &Frame {
+                            fd,
+                            data: p,
+                            opcode: OpCode::Ping,
+                            flags: FLAG_FIN,
+                            finish: true,
+                            code: 0,
+                            reason: "",
+                        },
+                    );
                 } else {
                     let limit = st.buffer_output_size;
-                    self.rt().push_local(key, p, OpCode::Pong.as_u8(), FLAG_FIN, limit);
+                    self.rt()
+                        .push_local(key, p, OpCode::Pong.as_u8(), FLAG_FIN, limit);
                 }
             }
             Event::Pong(p) => {
                 if st.open_websocket_pong_frame {
-                    self.deliver(key, &Frame { fd, data: p, opcode: OpCode::Pong, flags: FLAG_FIN, finish: true, code: 0, reason: "" });
+                    self.deliver(
+                        key,
+                        &Frame {
+                            fd,
+                            data: p,
+                            opcode: OpCode::Pong,
+                            flags: FLAG_FIN,
+                            finish: true,
+                            code: 0,
+                            reason: "",
+                        },
+                    );
                 }
             }
             Event::Close { code, reason } => {
@@ -822,15 +892,39 @@ impl Server {
                         payload.extend_from_slice(&c.to_be_bytes());
                         payload.extend_from_slice(reason.as_bytes());
                     }
-                    self.deliver(key, &Frame { fd, data: &payload, opcode: OpCode::Close, flags: FLAG_FIN, finish: true, code: code.unwrap_or(0), reason });
+                    self.deliver(
+                        key,
+                        &Frame {
+                            fd,
+                            data: &payload,
+                            opcode: OpCode::Close,
+                            flags: FLAG_FIN,
+                            finish: true,
+                            code: code.unwrap_or(0),
+                            reason,
+                        },
+                    );
                 }
                 let mut rt = self.rt();
-                let Some(c) = rt.conn(key, fd) else { return false };
+                let Some(c) = rt.conn(key, fd) else {
+                    return false;
+                };
                 if let Some(echo) = c.close.on_recv_close(code) {
                     // Peer closed first: echo its code, then close the TCP connection.
-                    let payload = if code.is_some() { echo.to_be_bytes().to_vec() } else { Vec::new() };
+                    let payload = if code.is_some() {
+                        echo.to_be_bytes().to_vec()
+                    } else {
+                        Vec::new()
+                    };
                     let mut frame = Vec::with_capacity(4);
-                    encode_frame(&mut frame, true, false, OpCode::Close.as_u8(), &payload, None);
+                    encode_frame(
+                        &mut frame,
+                        true,
+                        false,
+                        OpCode::Close.as_u8(),
+                        &payload,
+                        None,
+                    );
                     rt.queue(key, &frame, usize::MAX);
                 }
                 rt.kill_after_flush(key);
@@ -867,7 +961,9 @@ impl Server {
     fn handle_one_request(&self, key: usize, fd: Fd) -> bool {
         let st = &self.settings;
         let mut rt = self.rt();
-        let Some(c) = rt.conn(key, fd) else { return false };
+        let Some(c) = rt.conn(key, fd) else {
+            return false;
+        };
         if c.phase != Phase::Http || c.inbuf.is_empty() {
             return false;
         }
@@ -888,7 +984,11 @@ impl Server {
         let body_len = if upgrade { 0 } else { http.content_length };
         if body_len > st.package_max_length {
             log::info!("fd {fd}: request body of {body_len} bytes is too large, answering 413");
-            let resp = handshake::build_response(413, &[("Connection".into(), "close".into())], b"Payload Too Large");
+            let resp = handshake::build_response(
+                413,
+                &[("Connection".into(), "close".into())],
+                b"Payload Too Large",
+            );
             rt.respond_and_close(key, &resp);
             return false;
         }
@@ -899,7 +999,10 @@ impl Server {
         let body = c.inbuf[head_len..head_len + body_len].to_vec();
         let rest = c.inbuf.split_off(head_len + body_len);
         c.inbuf = rest;
-        let remote = c.stream.peer_addr().unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+        let remote = c
+            .stream
+            .peer_addr()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
         let port = rt.listeners[listener].port;
         drop(rt);
         let mut request = Request::new(fd, remote, port, http);
@@ -916,7 +1019,10 @@ impl Server {
         let Some(cb) = &self.cb.on_request else {
             let resp = handshake::build_response(
                 400,
-                &[("Connection".into(), "close".into()), ("Content-Type".into(), "text/html".into())],
+                &[
+                    ("Connection".into(), "close".into()),
+                    ("Content-Type".into(), "text/html".into()),
+                ],
                 b"<html><body><h2>400 Bad Request</h2></body></html>",
             );
             self.rt().respond_and_close(key, &resp);
@@ -929,8 +1035,14 @@ impl Server {
         }
         let keep = request.http.keep_alive() && !resp.close && self.rt().stopping.is_none();
         let mut headers = resp.headers.clone();
-        if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("connection")) {
-            headers.push(("Connection".into(), if keep { "keep-alive" } else { "close" }.into()));
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("connection"))
+        {
+            headers.push((
+                "Connection".into(),
+                if keep { "keep-alive" } else { "close" }.into(),
+            ));
         }
         let bytes = handshake::build_response(resp.status, &headers, &resp.body);
         let mut rt = self.rt();
@@ -957,8 +1069,12 @@ impl Server {
                 resp.status(500);
             }
             if resp.status != 101 {
-                let bytes = handshake::build_response(resp.status, &with_close(&resp.headers), &resp.body);
-                log::info!("fd {fd}: handshake refused by on_handshake with {}", resp.status);
+                let bytes =
+                    handshake::build_response(resp.status, &with_close(&resp.headers), &resp.body);
+                log::info!(
+                    "fd {fd}: handshake refused by on_handshake with {}",
+                    resp.status
+                );
                 self.rt().respond_and_close(key, &bytes);
                 return;
             }
@@ -976,13 +1092,17 @@ impl Server {
         let up = match handshake::validate_upgrade(&request.http) {
             Ok(up) => up,
             Err(e) => {
-                log::info!("fd {fd}: handshake rejected ({e}), answering {}", e.status());
+                log::info!(
+                    "fd {fd}: handshake rejected ({e}), answering {}",
+                    e.status()
+                );
                 self.rt().respond_and_close(key, &e.response());
                 return;
             }
         };
         let rt = self.rt();
-        let protocol = handshake::select_subprotocol(&up.protocols, &rt.subprotocols).map(str::to_string);
+        let protocol =
+            handshake::select_subprotocol(&up.protocols, &rt.subprotocols).map(str::to_string);
         drop(rt);
         let pmd = if st.websocket_compression {
             up.extensions.as_deref().and_then(deflate::negotiate)
@@ -1008,7 +1128,9 @@ impl Server {
         let pending = {
             let mut rt = self.rt();
             match rt.conn(key, fd) {
-                Some(c) if !c.inbuf.is_empty() && c.phase == Phase::Ws => std::mem::take(&mut c.inbuf),
+                Some(c) if !c.inbuf.is_empty() && c.phase == Phase::Ws => {
+                    std::mem::take(&mut c.inbuf)
+                }
                 _ => Vec::new(),
             }
         };
@@ -1068,7 +1190,12 @@ impl Server {
                 flags,
                 data,
             } => {
-                self.push(fd, data, OpCode::from_u8(opcode).unwrap_or(OpCode::Text), flags);
+                self.push(
+                    fd,
+                    data,
+                    OpCode::from_u8(opcode).unwrap_or(OpCode::Text),
+                    flags,
+                );
             }
             Msg::Disconnect { fd, code, reason } => {
                 self.disconnect(fd, code, std::str::from_utf8(reason).unwrap_or(""));
@@ -1094,7 +1221,12 @@ impl Server {
                     (r == rt.region).then_some(s)
                 })
                 .collect(),
-            None => rt.conns.iter().filter(|(_, c)| c.can_send()).map(|(k, _)| k).collect(),
+            None => rt
+                .conns
+                .iter()
+                .filter(|(_, c)| c.can_send())
+                .map(|(k, _)| k)
+                .collect(),
         };
         let n = keys.len() as u64;
         for k in keys {
@@ -1146,7 +1278,9 @@ impl Server {
             }
             match c.phase {
                 Phase::Http => {
-                    log::info!("fd {fd}: no complete request within the handshake timeout, closing");
+                    log::info!(
+                        "fd {fd}: no complete request within the handshake timeout, closing"
+                    );
                     rt.kill(key, Why::HandshakeTimeout);
                 }
                 Phase::Ws if !c.close.can_send_data() => {
@@ -1184,15 +1318,17 @@ impl Server {
                     .iter()
                     .filter(|(_, c)| matches!(c.phase, Phase::Ws | Phase::Http))
                     .filter(|(k, c)| {
-                        rt.table
-                            .info(c.fd)
-                            .is_some_and(|i| now.saturating_sub((i.last_recv_time * 1000.0) as u64) > idle_ms)
-                            && *k < usize::MAX
+                        rt.table.info(c.fd).is_some_and(|i| {
+                            now.saturating_sub((i.last_recv_time * 1000.0) as u64) > idle_ms
+                        }) && *k < usize::MAX
                     })
                     .map(|(k, c)| (k, c.fd))
                     .collect();
                 for (k, fd) in stale {
-                    log::info!("fd {fd}: idle for more than {}s (heartbeat), closing", idle.as_secs());
+                    log::info!(
+                        "fd {fd}: idle for more than {}s (heartbeat), closing",
+                        idle.as_secs()
+                    );
                     rt.send_close(k, 1000, "idle timeout", usize::MAX);
                     rt.kill_after_flush(k);
                 }
@@ -1201,9 +1337,20 @@ impl Server {
         if let Some(iv) = st.websocket_ping_interval {
             if now >= rt.next_ping {
                 rt.next_ping = now + (iv.as_millis() as u64).max(1);
-                let keys: Vec<usize> = rt.conns.iter().filter(|(_, c)| c.can_send()).map(|(k, _)| k).collect();
+                let keys: Vec<usize> = rt
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| c.can_send())
+                    .map(|(k, _)| k)
+                    .collect();
                 for k in keys {
-                    rt.push_local(k, b"", OpCode::Ping.as_u8(), FLAG_FIN, st.buffer_output_size);
+                    rt.push_local(
+                        k,
+                        b"",
+                        OpCode::Ping.as_u8(),
+                        FLAG_FIN,
+                        st.buffer_output_size,
+                    );
                 }
             }
         }
@@ -1219,21 +1366,35 @@ impl Server {
             let (fd, upgraded, why) = {
                 let mut rt = self.rt();
                 let rt = &mut *rt;
-                let Some((key, why)) = rt.dead.pop() else { break };
-                let Some(c) = rt.conns.try_remove(key) else { continue };
+                let Some((key, why)) = rt.dead.pop() else {
+                    break;
+                };
+                let Some(c) = rt.conns.try_remove(key) else {
+                    continue;
+                };
                 let mut c = c;
                 let _ = rt.registry.deregister(&mut c.stream);
                 rt.table.close(rt.region, key);
-                rt.table.global().connections.fetch_sub(1, Ordering::Relaxed);
+                rt.table
+                    .global()
+                    .connections
+                    .fetch_sub(1, Ordering::Relaxed);
                 rt.closed += 1;
                 let region = rt.region;
-                rt.table.region(region).connections.store(rt.conns.len() as u64, Ordering::Relaxed);
+                rt.table
+                    .region(region)
+                    .connections
+                    .store(rt.conns.len() as u64, Ordering::Relaxed);
                 let b = std::mem::take(&mut c.outbuf);
                 rt.give_buf(b);
                 (c.fd, c.upgraded, why)
             };
             log::debug!("fd {fd} closed ({why:?})");
-            let cb = if upgraded { &self.cb.on_close } else { &self.cb.on_disconnect };
+            let cb = if upgraded {
+                &self.cb.on_close
+            } else {
+                &self.cb.on_disconnect
+            };
             if let Some(cb) = cb {
                 guarded("on_close", || cb(self, fd));
             }
@@ -1300,7 +1461,9 @@ impl Runtime {
     /// Closes once pending output is written (with a lingering close).
     pub fn kill_after_flush(&mut self, key: usize) {
         let now = self.now_ms;
-        let Some(c) = self.conns.get_mut(key) else { return };
+        let Some(c) = self.conns.get_mut(key) else {
+            return;
+        };
         if matches!(c.phase, Phase::Dead | Phase::Draining | Phase::Lingering) {
             return;
         }
@@ -1331,4 +1494,3 @@ fn with_close(h: &[(String, String)]) -> Vec<(String, String)> {
     v.push(("Connection".into(), "close".into()));
     v
 }
-

@@ -6,7 +6,7 @@ use crate::protocol::close::is_valid_app_close_code;
 use crate::protocol::frame::{encode_frame, OpCode, FLAG_FIN, WEBSOCKET_STATUS_ACTIVE};
 use crate::runtime::ipc::Msg;
 use crate::runtime::table::{ConnectionInfo, Fd, Stats};
-use crate::runtime::timer::TimerId;
+use crate::runtime::timer::{TimerFn, TimerId};
 use crate::runtime::worker::Runtime;
 use crate::server::{Server, ServerHandle};
 
@@ -50,9 +50,13 @@ impl Server {
             return false;
         };
         match self.owner(rt, fd) {
-            Some(Owner::Local(key)) => {
-                rt.push_local(key, data, opcode.as_u8(), flags, self.settings.buffer_output_size)
-            }
+            Some(Owner::Local(key)) => rt.push_local(
+                key,
+                data,
+                opcode.as_u8(),
+                flags,
+                self.settings.buffer_output_size,
+            ),
             Some(Owner::Remote(region)) => {
                 if rt.table.status(fd) != WEBSOCKET_STATUS_ACTIVE {
                     return false;
@@ -121,7 +125,8 @@ impl Server {
 
     /// Whether the connection is an established WebSocket (`$server->isEstablished`).
     pub fn is_established(&self, fd: Fd) -> bool {
-        self.table.is_some_and(|t| t.status(fd) == WEBSOCKET_STATUS_ACTIVE)
+        self.table
+            .is_some_and(|t| t.status(fd) == WEBSOCKET_STATUS_ACTIVE)
     }
 
     /// Connection details from the shared table, for an fd of any worker
@@ -154,13 +159,21 @@ impl Server {
         }
         let mut frame = Vec::with_capacity(data.len() + 10);
         encode_frame(&mut frame, true, false, opcode.as_u8(), data, None);
-        let (targets, local): (Vec<(usize, Option<Vec<Fd>>)>, Option<Vec<Fd>>) = {
+        // (region, only these fds) per other worker, and the local fds (None = all).
+        type Targets = Vec<(usize, Option<Vec<Fd>>)>;
+        let (targets, local): (Targets, Option<Vec<Fd>>) = {
             let guard = self.rt.borrow();
             let Some(rt) = guard.as_deref() else {
                 return false;
             };
             match only {
-                None => (rt.other_live_regions().into_iter().map(|r| (r, None)).collect(), None),
+                None => (
+                    rt.other_live_regions()
+                        .into_iter()
+                        .map(|r| (r, None))
+                        .collect(),
+                    None,
+                ),
                 Some(fds) => {
                     let mut per: Vec<Vec<Fd>> = vec![Vec::new(); rt.table.regions()];
                     for &fd in fds {
@@ -181,7 +194,11 @@ impl Server {
             }
         };
         for (region, fds) in targets {
-            let body = Msg::Broadcast { frame: &frame, only: fds }.encode();
+            let body = Msg::Broadcast {
+                frame: &frame,
+                only: fds,
+            }
+            .encode();
             self.rt().send_ipc(region, body);
         }
         self.broadcast_local(&frame, local.as_deref());
@@ -247,7 +264,7 @@ impl Server {
         )
     }
 
-    fn add_timer(&self, ms: u64, repeat: bool, f: Box<dyn FnMut(&Server, TimerId)>) -> Option<TimerId> {
+    fn add_timer(&self, ms: u64, repeat: bool, f: TimerFn<Server>) -> Option<TimerId> {
         let mut guard = self.rt.borrow_mut();
         let rt = guard.as_deref_mut()?;
         let now = rt.now_ms;

@@ -11,16 +11,36 @@ use crate::runtime::table::Fd;
 use crate::server::Server;
 
 pub(crate) enum Command {
-    Push { fd: Fd, data: Vec<u8>, opcode: OpCode, flags: u8 },
-    Disconnect { fd: Fd, code: u16, reason: String },
-    Broadcast { data: Vec<u8>, opcode: OpCode },
-    SendMessage { data: Vec<u8>, worker_id: usize },
+    Push {
+        fd: Fd,
+        data: Vec<u8>,
+        opcode: OpCode,
+        flags: u8,
+    },
+    Disconnect {
+        fd: Fd,
+        code: u16,
+        reason: String,
+    },
+    Broadcast {
+        data: Vec<u8>,
+        opcode: OpCode,
+    },
+    SendMessage {
+        data: Vec<u8>,
+        worker_id: usize,
+    },
 }
 
 impl Command {
     pub(crate) fn apply(self, s: &Server) {
         match self {
-            Command::Push { fd, data, opcode, flags } => {
+            Command::Push {
+                fd,
+                data,
+                opcode,
+                flags,
+            } => {
                 s.push(fd, data, opcode, flags);
             }
             Command::Disconnect { fd, code, reason } => {
@@ -56,21 +76,36 @@ impl ServerHandle {
 
     /// Queues a `push`.
     pub fn push(&self, fd: Fd, data: impl Into<Vec<u8>>, opcode: OpCode, flags: u8) -> bool {
-        self.send(Command::Push { fd, data: data.into(), opcode, flags })
+        self.send(Command::Push {
+            fd,
+            data: data.into(),
+            opcode,
+            flags,
+        })
     }
 
     /// Queues a `disconnect`.
     pub fn disconnect(&self, fd: Fd, code: u16, reason: &str) -> bool {
-        self.send(Command::Disconnect { fd, code, reason: reason.to_string() })
+        self.send(Command::Disconnect {
+            fd,
+            code,
+            reason: reason.to_string(),
+        })
     }
 
     /// Queues a `broadcast`.
     pub fn broadcast(&self, data: impl Into<Vec<u8>>, opcode: OpCode) -> bool {
-        self.send(Command::Broadcast { data: data.into(), opcode })
+        self.send(Command::Broadcast {
+            data: data.into(),
+            opcode,
+        })
     }
 
     /// Queues a `send_message`.
     pub fn send_message(&self, data: impl Into<Vec<u8>>, worker_id: usize) -> bool {
-        self.send(Command::SendMessage { data: data.into(), worker_id })
+        self.send(Command::SendMessage {
+            data: data.into(),
+            worker_id,
+        })
     }
 }

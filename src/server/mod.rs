@@ -22,6 +22,7 @@ type FdFn = Box<dyn Fn(&Server, Fd)>;
 type HttpFn = Box<dyn Fn(&Server, &Request, &mut Response)>;
 type WorkerFn = Box<dyn Fn(&Server, usize)>;
 type PipeFn = Box<dyn Fn(&Server, usize, &[u8])>;
+type DeferFn = Box<dyn FnOnce(&Server)>;
 
 #[derive(Default)]
 pub(crate) struct Callbacks {
@@ -89,7 +90,7 @@ pub struct Server {
     /// The worker's reactor state; `None` in the master.
     pub(crate) rt: RefCell<Option<Box<Runtime>>>,
     /// Work queued with `defer`, run after the current event.
-    pub(crate) deferred: RefCell<Vec<Box<dyn FnOnce(&Server)>>>,
+    pub(crate) deferred: RefCell<Vec<DeferFn>>,
     /// Extra shared values users attach (e.g. a router), kept alive for the server's life.
     pub(crate) extensions: RefCell<Vec<Rc<dyn std::any::Any>>>,
 }
@@ -171,13 +172,19 @@ impl Server {
     /// Custom handshake (`onHandShake`): set status 101 to accept (see
     /// [`Response::accept_websocket`]), anything else refuses. `on_open` is then not called;
     /// use [`defer`](Server::defer) to run open logic after the 101 is written.
-    pub fn on_handshake(&mut self, f: impl Fn(&Server, &Request, &mut Response) + 'static) -> &mut Self {
+    pub fn on_handshake(
+        &mut self,
+        f: impl Fn(&Server, &Request, &mut Response) + 'static,
+    ) -> &mut Self {
         self.cb.on_handshake = Some(Box::new(f));
         self
     }
 
     /// Plain HTTP on the same port (`onRequest`); without it such requests get `400`.
-    pub fn on_request(&mut self, f: impl Fn(&Server, &Request, &mut Response) + 'static) -> &mut Self {
+    pub fn on_request(
+        &mut self,
+        f: impl Fn(&Server, &Request, &mut Response) + 'static,
+    ) -> &mut Self {
         self.cb.on_request = Some(Box::new(f));
         self
     }
@@ -208,7 +215,10 @@ impl Server {
 
     /// Listening addresses as configured.
     pub fn listen_addrs(&self) -> Vec<(String, u16)> {
-        self.listeners.iter().map(|l| (l.host.clone(), l.port)).collect()
+        self.listeners
+            .iter()
+            .map(|l| (l.host.clone(), l.port))
+            .collect()
     }
 
     /// Runs the server: binds, forks the workers, supervises them and returns after a graceful

@@ -22,7 +22,12 @@ pub struct Request {
 }
 
 impl Request {
-    pub(crate) fn new(fd: Fd, remote_addr: SocketAddr, server_port: u16, http: HttpRequest) -> Self {
+    pub(crate) fn new(
+        fd: Fd,
+        remote_addr: SocketAddr,
+        server_port: u16,
+        http: HttpRequest,
+    ) -> Self {
         Request {
             fd,
             remote_addr,

@@ -24,7 +24,10 @@ pub fn example_path(name: &str) -> PathBuf {
 
 pub fn bin_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    exe.parent().and_then(|p| p.parent()).expect("target dir").join(name)
+    exe.parent()
+        .and_then(|p| p.parent())
+        .expect("target dir")
+        .join(name)
 }
 
 /// A running server; dropping it kills the process group.
@@ -119,7 +122,9 @@ pub fn start_path(path: PathBuf, args: &[&str], listeners: usize) -> ServerProc 
     if std::env::var_os("RUST_LOG").is_none() {
         cmd.env("RUST_LOG", "warn");
     }
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display()));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", path.display()));
     let stdout = child.stdout.take().expect("stdout");
     let out = Arc::new(Mutex::new(Vec::new()));
     let sink = out.clone();
@@ -137,7 +142,11 @@ pub fn start_path(path: PathBuf, args: &[&str], listeners: usize) -> ServerProc 
     };
     let start = Instant::now();
     while p.ports.len() < listeners {
-        assert!(start.elapsed() < Duration::from_secs(20), "server did not start: {:?}", p.lines());
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "server did not start: {:?}",
+            p.lines()
+        );
         if let Ok(Some(st)) = p.child.try_wait() {
             panic!("server exited at start with {st}: {:?}", p.lines());
         }
@@ -168,7 +177,9 @@ pub type Ws = WebSocket<TcpStream>;
 
 /// Opens a WebSocket to `path` and returns it with the response.
 pub fn ws_connect(port: u16, path: &str) -> Ws {
-    ws_connect_with(port, path, &[]).expect("websocket handshake").0
+    ws_connect_with(port, path, &[])
+        .expect("websocket handshake")
+        .0
 }
 
 pub fn ws_connect_with(
@@ -178,7 +189,9 @@ pub fn ws_connect_with(
 ) -> Result<(Ws, tungstenite::handshake::client::Response), String> {
     use tungstenite::client::IntoClientRequest;
     let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
     let mut req = format!("ws://127.0.0.1:{port}{path}")
         .into_client_request()
         .map_err(|e| e.to_string())?;
@@ -217,7 +230,9 @@ pub fn call(ws: &mut Ws, t: &str) -> String {
 pub fn recv_close(ws: &mut Ws) -> Option<(u16, String)> {
     loop {
         match ws.read() {
-            Ok(Message::Close(Some(CloseFrame { code, reason }))) => return Some((u16::from(code), reason.to_string())),
+            Ok(Message::Close(Some(CloseFrame { code, reason }))) => {
+                return Some((u16::from(code), reason.to_string()))
+            }
             Ok(Message::Close(None)) => return Some((1005, String::new())),
             Ok(_) => continue,
             Err(_) => return None,
@@ -262,13 +277,17 @@ pub fn clients_on_two_workers(port: u16) -> ((Ws, u64), (Ws, u64)) {
             break;
         }
     }
-    (on0.expect("a client on worker 0"), on1.expect("a client on worker 1"))
+    (
+        on0.expect("a client on worker 0"),
+        on1.expect("a client on worker 1"),
+    )
 }
 
 /// Raw HTTP exchange: sends `req`, returns everything read until EOF or timeout.
 pub fn raw_http(port: u16, req: &[u8]) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
     s.write_all(req).expect("write");
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];

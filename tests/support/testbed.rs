@@ -55,14 +55,24 @@ fn main() {
         if req.path() == "/panic-open" {
             panic!("panic in on_open on purpose");
         }
-        server.push(req.fd, format!("welcome {}", req.fd), OpCode::Text, FLAG_FIN);
+        server.push(
+            req.fd,
+            format!("welcome {}", req.fd),
+            OpCode::Text,
+            FLAG_FIN,
+        );
     });
     server.on_pipe_message(|server, from, data| {
         let text = String::from_utf8_lossy(data);
         if let Some((fd, msg)) = text.split_once(' ') {
             let fd: u64 = fd.parse().unwrap_or(0);
             let worker = server.worker_id().unwrap_or(99);
-            server.push(fd, format!("pipe from {from} at {worker}: {msg}"), OpCode::Text, FLAG_FIN);
+            server.push(
+                fd,
+                format!("pipe from {from} at {worker}: {msg}"),
+                OpCode::Text,
+                FLAG_FIN,
+            );
         }
     });
     server.on_worker_start(|_server, id| println!("worker start {id}"));
@@ -83,11 +93,20 @@ fn main() {
         let b = parts.next().unwrap_or("");
         let fd_arg = || a.parse::<u64>().unwrap_or(0);
         match cmd {
-            "whoami" => reply(format!("fd={fd} worker={}", server.worker_id().unwrap_or(99))),
+            "whoami" => reply(format!(
+                "fd={fd} worker={}",
+                server.worker_id().unwrap_or(99)
+            )),
             "info" => reply(match server.connection_info(fd_arg()) {
                 Some(i) => format!(
                     "status={} worker={} remote={}:{} server_port={} connect_time={} last_time={}",
-                    i.websocket_status, i.worker_id, i.remote_ip, i.remote_port, i.server_port, i.connect_time, i.last_time
+                    i.websocket_status,
+                    i.worker_id,
+                    i.remote_ip,
+                    i.remote_port,
+                    i.server_port,
+                    i.connect_time,
+                    i.last_time
                 ),
                 None => "none".into(),
             }),
@@ -138,7 +157,11 @@ fn main() {
             "stats" => {
                 let s = server.stats();
                 reply(match s {
-                    Some(s) => format!("connections={} workers={}", s.connection_num, s.workers.len()),
+                    Some(s) => format!(
+                        "connections={} workers={}",
+                        s.connection_num,
+                        s.workers.len()
+                    ),
                     None => "none".into(),
                 });
             }
@@ -155,7 +178,11 @@ fn main() {
                 server.set_context(fd, "v", a.to_string());
                 reply("ok".into());
             }
-            "ctx-get" => reply(server.get_context::<String>(fd, "v").unwrap_or_else(|| "unset".into())),
+            "ctx-get" => reply(
+                server
+                    .get_context::<String>(fd, "v")
+                    .unwrap_or_else(|| "unset".into()),
+            ),
             _ => {
                 server.push(fd, frame.data, frame.opcode, FLAG_FIN);
             }
