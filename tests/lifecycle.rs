@@ -276,3 +276,49 @@ fn control_tool_reports_status_reloads_and_stops() {
     assert!(!std::path::Path::new(&pf).exists());
     assert!(!run("status").0, "status of a stopped server fails");
 }
+
+#[test]
+fn reload_rereads_the_configuration_file() {
+    let cfg = format!(
+        "{}/prefork-ws-test-cfg-{}.conf",
+        std::env::temp_dir().display(),
+        std::process::id()
+    );
+    std::fs::write(&cfg, "# test config\nwebsocket_subprotocol = chat\n").unwrap();
+    let srv = start(
+        "testbed",
+        &["--workers", "2", "--config", &cfg, "--max-wait-ms", "200"],
+    );
+    let offer = [("Sec-WebSocket-Protocol", "chat, superchat")];
+    let (_ws, resp) = ws_connect_with(srv.port(), "/", &offer).unwrap();
+    assert_eq!(
+        resp.headers().get("sec-websocket-protocol").unwrap(),
+        "chat"
+    );
+    std::fs::write(&cfg, "websocket_subprotocol = superchat\nworker_num = 5\n").unwrap();
+    let before = srv.worker_pids();
+    srv.signal(libc::SIGUSR1);
+    let t = Instant::now();
+    loop {
+        let now = srv.worker_pids();
+        if now.len() == 2 && now.iter().all(|p| !before.contains(p)) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "reload did not replace workers"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (_ws, resp) = ws_connect_with(srv.port(), "/", &offer).unwrap();
+    assert_eq!(
+        resp.headers().get("sec-websocket-protocol").unwrap(),
+        "superchat"
+    );
+    assert_eq!(
+        srv.worker_pids().len(),
+        2,
+        "worker_num cannot change on reload"
+    );
+    let _ = std::fs::remove_file(&cfg);
+}

@@ -277,6 +277,7 @@ impl Master {
                             "master: SIGUSR1 received, rolling reload of {} workers",
                             self.workers.len()
                         );
+                        self.reread_config();
                         self.table.global().reloads.fetch_add(1, Ordering::Relaxed);
                         for id in 0..self.workers.len() {
                             if !self.reload_queue.contains(&id) {
@@ -416,6 +417,28 @@ impl Master {
             deadline: Instant::now() + Duration::from_secs(5),
         });
         Ok(())
+    }
+
+    /// Re-reads the configuration file, if the server was started from one. A file that does
+    /// not parse keeps the running settings (and says why).
+    fn reread_config(&mut self) {
+        let Some(path) = self.server.config_file.clone() else {
+            return;
+        };
+        match crate::server::Settings::from_file(&self.server.settings, &path) {
+            Ok(mut s) => {
+                let kept = s.keep_fixed(&self.server.settings);
+                if !kept.is_empty() {
+                    log::warn!(
+                        "master: {} cannot change on reload; restart the server to change them",
+                        kept.join(", ")
+                    );
+                }
+                self.server.settings = s;
+                log::info!("master: configuration re-read from {}", path.display());
+            }
+            Err(e) => log::error!("master: keeping the running settings: {e}"),
+        }
     }
 
     fn all_pids(&self) -> Vec<Pid> {

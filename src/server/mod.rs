@@ -91,6 +91,8 @@ pub struct Server {
     pub(crate) rt: RefCell<Option<Box<Runtime>>>,
     /// Work queued with `defer`, run after the current event.
     pub(crate) deferred: RefCell<Vec<DeferFn>>,
+    /// Configuration file re-read on every reload (`SIGUSR1`).
+    pub(crate) config_file: Option<std::path::PathBuf>,
     /// Extra shared values users attach (e.g. a router), kept alive for the server's life.
     pub(crate) extensions: RefCell<Vec<Rc<dyn std::any::Any>>>,
 }
@@ -109,6 +111,7 @@ impl Server {
             table: None,
             rt: RefCell::new(None),
             deferred: RefCell::new(Vec::new()),
+            config_file: None,
             extensions: RefCell::new(Vec::new()),
         }
     }
@@ -117,6 +120,17 @@ impl Server {
     pub fn set(&mut self, settings: Settings) -> &mut Self {
         self.settings = settings;
         self
+    }
+
+    /// Loads settings from a `key = value` file (see [`Settings::apply_config`]) on top of the
+    /// current ones, and re-reads it on every rolling reload (`SIGUSR1`): workers started by the
+    /// reload get the new settings (`worker_num`, `max_conn`, `backlog` and `pid_file` stay as
+    /// they were at start).
+    pub fn config_file(&mut self, path: impl Into<std::path::PathBuf>) -> Result<&mut Self, Error> {
+        let path = path.into();
+        self.settings = Settings::from_file(&self.settings, &path).map_err(Error::Config)?;
+        self.config_file = Some(path);
+        Ok(self)
     }
 
     /// The current settings.

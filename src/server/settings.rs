@@ -104,3 +104,93 @@ impl Settings {
         ))
     }
 }
+
+impl Settings {
+    /// Applies `key = value` lines (Swoole's setting names; `#` starts a comment) on top of
+    /// these settings. Durations take `_ms` keys: `websocket_ping_interval_ms`,
+    /// `handshake_timeout_ms`, `max_wait_time_ms`.
+    ///
+    /// ```
+    /// let mut s = prefork_ws::Settings::default();
+    /// s.apply_config("worker_num = 3\nwebsocket_compression = true # on").unwrap();
+    /// assert_eq!((s.worker_num, s.websocket_compression), (3, true));
+    /// assert!(s.apply_config("no_such_key = 1").is_err());
+    /// ```
+    pub fn apply_config(&mut self, text: &str) -> Result<(), String> {
+        for (n, raw) in text.lines().enumerate() {
+            let line = raw.split('#').next().unwrap_or("").trim();
+            if line.is_empty() {
+                continue;
+            }
+            let (k, v) = line
+                .split_once('=')
+                .map(|(k, v)| (k.trim(), v.trim().trim_matches('"')))
+                .ok_or_else(|| format!("line {}: expected key = value", n + 1))?;
+            let bad = |what: &str| format!("line {}: {k}: expected {what}, got {v:?}", n + 1);
+            let int = || v.parse::<u64>().map_err(|_| bad("a number"));
+            let flag = || match v {
+                "true" | "1" | "on" | "yes" => Ok(true),
+                "false" | "0" | "off" | "no" => Ok(false),
+                _ => Err(bad("true or false")),
+            };
+            match k {
+                "worker_num" => self.worker_num = int()? as usize,
+                "max_conn" => self.max_conn = int()? as usize,
+                "backlog" => self.backlog = int()?.min(i32::MAX as u64) as i32,
+                "package_max_length" => self.package_max_length = int()? as usize,
+                "buffer_output_size" => self.buffer_output_size = int()? as usize,
+                "websocket_subprotocol" => {
+                    self.websocket_subprotocol = (!v.is_empty()).then(|| v.to_string())
+                }
+                "open_websocket_close_frame" => self.open_websocket_close_frame = flag()?,
+                "open_websocket_ping_frame" => self.open_websocket_ping_frame = flag()?,
+                "open_websocket_pong_frame" => self.open_websocket_pong_frame = flag()?,
+                "websocket_compression" => self.websocket_compression = flag()?,
+                "heartbeat_check_interval" => self.heartbeat_check_interval = Some(int()?),
+                "heartbeat_idle_time" => self.heartbeat_idle_time = Some(int()?),
+                "websocket_ping_interval_ms" => {
+                    self.websocket_ping_interval = Some(Duration::from_millis(int()?))
+                }
+                "handshake_timeout_ms" => self.handshake_timeout = Duration::from_millis(int()?),
+                "max_header_size" => self.max_header_size = int()? as usize,
+                "max_wait_time_ms" => self.max_wait_time = Duration::from_millis(int()?),
+                "pid_file" => self.pid_file = Some(PathBuf::from(v)),
+                _ => return Err(format!("line {}: unknown setting {k}", n + 1)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a configuration file (see [`apply_config`](Settings::apply_config)) on top of
+    /// `base`.
+    pub fn from_file(base: &Settings, path: &std::path::Path) -> Result<Settings, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let mut s = base.clone();
+        s.apply_config(&text)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(s)
+    }
+
+    /// Settings that cannot change while the server runs are taken from `running`.
+    pub(crate) fn keep_fixed(&mut self, running: &Settings) -> Vec<&'static str> {
+        let mut kept = Vec::new();
+        if self.worker_num != running.worker_num {
+            kept.push("worker_num");
+            self.worker_num = running.worker_num;
+        }
+        if self.max_conn != running.max_conn {
+            kept.push("max_conn");
+            self.max_conn = running.max_conn;
+        }
+        if self.backlog != running.backlog {
+            kept.push("backlog");
+            self.backlog = running.backlog;
+        }
+        if self.pid_file != running.pid_file {
+            kept.push("pid_file");
+            self.pid_file.clone_from(&running.pid_file);
+        }
+        kept
+    }
+}

@@ -42,6 +42,12 @@ fn main() {
         settings.max_conn = v as usize;
     }
     server.set(settings);
+    if let Some(path) = args.get("config") {
+        if let Err(e) = server.config_file(path) {
+            eprintln!("testbed: {e}");
+            std::process::exit(2);
+        }
+    }
     if args.get("with-request").is_some() {
         server.on_request(|server, req, resp| {
             if req.path() == "/broadcast" {
