@@ -322,3 +322,49 @@ fn reload_rereads_the_configuration_file() {
     );
     let _ = std::fs::remove_file(&cfg);
 }
+
+#[test]
+fn a_worker_crashing_at_start_is_restarted_with_back_off() {
+    let marker = format!(
+        "{}/prefork-ws-test-crash-{}",
+        std::env::temp_dir().display(),
+        std::process::id()
+    );
+    std::fs::write(&marker, "crash").unwrap();
+    let mut cmd_args = vec!["--workers", "2", "--crash-file", marker.as_str()];
+    cmd_args.extend_from_slice(&[]);
+    let srv = start_logged("testbed", &cmd_args);
+    // Worker 0 serves while worker 1 crash-loops.
+    let mut ws = ws_connect(srv.port(), "/");
+    recv_text(&mut ws);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(call(&mut ws, "serving"), "serving");
+    let log = srv.stderr_text();
+    let delays: Vec<u64> = log
+        .lines()
+        .filter(|l| l.contains("Worker#1") && l.contains("exited unexpectedly"))
+        .filter_map(|l| {
+            l.split("restarting in ")
+                .nth(1)?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert!(delays.len() >= 2, "crash loop not logged: {log}");
+    assert!(
+        delays.windows(2).all(|w| w[1] >= w[0]) && delays.last() > delays.first(),
+        "no back-off: {delays:?}"
+    );
+    // Once the cause is gone, worker 1 comes back.
+    std::fs::remove_file(&marker).unwrap();
+    let t = Instant::now();
+    loop {
+        let ((_a, _), (mut b, _)) = clients_on_two_workers(srv.port());
+        if call(&mut b, "whoami").contains("worker=1") {
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(10));
+    }
+}

@@ -9,7 +9,7 @@ use mio::net::TcpStream;
 
 use crate::protocol::close::CloseState;
 use crate::protocol::decoder::MessageDecoder;
-use crate::protocol::deflate::Deflater;
+use crate::protocol::deflate::{DeflateConfig, Deflater};
 use crate::runtime::table::Fd;
 
 /// Where a connection is in its life.
@@ -25,6 +25,26 @@ pub(crate) enum Phase {
     Lingering,
     /// Queued for removal at the end of the event batch.
     Dead,
+}
+
+/// Outgoing compression of a connection. The compressor (hundreds of KiB of zlib state) is
+/// only created by the first compressed push, so clients that negotiate permessage-deflate but
+/// are never sent a compressed message cost nothing.
+pub(crate) enum Compression {
+    Negotiated(DeflateConfig),
+    Active(Deflater),
+}
+
+impl Compression {
+    pub fn deflater(&mut self) -> &mut Deflater {
+        if let Compression::Negotiated(cfg) = self {
+            *self = Compression::Active(Deflater::new(cfg));
+        }
+        match self {
+            Compression::Active(d) => d,
+            Compression::Negotiated(_) => unreachable!("replaced just above"),
+        }
+    }
 }
 
 /// Per-connection user data (Hyperf's connection-level `Context`).
@@ -48,7 +68,8 @@ pub(crate) struct Conn {
     /// Unix ms of the pending deadline (see `Runtime::push_deadline`); 0 = none.
     pub deadline_ms: u64,
     pub decoder: Option<MessageDecoder>,
-    pub deflater: Option<Box<Deflater>>,
+    /// permessage-deflate for outgoing messages, when negotiated.
+    pub deflater: Option<Box<Compression>>,
     pub ctx: Option<Box<ContextMap>>,
 }
 

@@ -25,13 +25,13 @@ use slab::Slab;
 
 use crate::protocol::close::close_payload;
 use crate::protocol::decoder::{DecoderConfig, Event, MessageDecoder};
-use crate::protocol::deflate::{self, Deflater, Inflater};
+use crate::protocol::deflate::{self, Inflater};
 use crate::protocol::frame::{
     encode_frame, OpCode, FLAG_COMPRESS, FLAG_FIN, WEBSOCKET_STATUS_ACTIVE,
     WEBSOCKET_STATUS_CLOSING,
 };
 use crate::protocol::handshake;
-use crate::runtime::conn::{Conn, Phase};
+use crate::runtime::conn::{Compression, Conn, Phase};
 use crate::runtime::ipc::{Inbox, Msg, Outbox, SendState};
 use crate::runtime::signals::{self, SignalPipe};
 use crate::runtime::table::{Fd, NewConn, SharedTable};
@@ -309,10 +309,14 @@ impl Runtime {
         }
         let fin = flags & FLAG_FIN != 0;
         let mut scratch;
-        let (payload, rsv1): (&[u8], bool) = match (&mut c.deflater, flags & FLAG_COMPRESS != 0) {
-            (Some(d), true) if !matches!(OpCode::from_u8(opcode), Some(o) if o.is_control()) => {
+        // Only whole data messages are compressed (RSV1 belongs to a message's first frame).
+        let compress = flags & FLAG_COMPRESS != 0
+            && fin
+            && matches!(OpCode::from_u8(opcode), Some(OpCode::Text | OpCode::Binary));
+        let (payload, rsv1): (&[u8], bool) = match (&mut c.deflater, compress) {
+            (Some(d), true) => {
                 scratch = self.pool.pop().unwrap_or_default();
-                match d.compress(data, &mut scratch) {
+                match d.deflater().compress(data, &mut scratch) {
                     Ok(()) => (&scratch[..], true),
                     Err(e) => {
                         log::warn!("fd {}: compression failed: {e}", c.fd);
@@ -1154,7 +1158,7 @@ impl Server {
         });
         if let Some(cfg) = &pmd {
             dec.set_inflater(Some(Inflater::new(cfg)));
-            c.deflater = Some(Box::new(Deflater::new(cfg)));
+            c.deflater = Some(Box::new(Compression::Negotiated(*cfg)));
         }
         c.decoder = Some(dec);
         rt.table.set_status(rt.region, key, WEBSOCKET_STATUS_ACTIVE);

@@ -35,6 +35,7 @@ pub struct ServerProc {
     pub child: Child,
     pub ports: Vec<u16>,
     pub out: Arc<Mutex<Vec<String>>>,
+    log: Option<PathBuf>,
 }
 
 impl ServerProc {
@@ -91,6 +92,9 @@ impl Drop for ServerProc {
         // SAFETY: the server was started in its own process group (pgid = its pid).
         unsafe { libc::kill(-self.pid(), libc::SIGKILL) };
         let _ = self.child.wait();
+        if let Some(p) = &self.log {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
@@ -111,16 +115,56 @@ pub fn start(name: &str, args: &[&str]) -> ServerProc {
     start_path(example_path(name), args, 1)
 }
 
+/// Like `start`, with the server's log (stderr, level info) captured for `stderr_text`.
+pub fn start_logged(name: &str, args: &[&str]) -> ServerProc {
+    let path = std::env::temp_dir().join(format!(
+        "prefork-ws-test-log-{}-{name}-{}",
+        std::process::id(),
+        args.len()
+    ));
+    let file = std::fs::File::create(&path).expect("log file");
+    let mut p = start_inner(example_path(name), args, 1, Some(file), "info");
+    p.log = Some(path);
+    p
+}
+
+impl ServerProc {
+    /// The captured log (only with `start_logged`).
+    pub fn stderr_text(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    }
+}
+
 /// Like `start` for a server with `listeners` ports (one "listening at" line each).
 pub fn start_path(path: PathBuf, args: &[&str], listeners: usize) -> ServerProc {
+    start_inner(path, args, listeners, None, "warn")
+}
+
+fn start_inner(
+    path: PathBuf,
+    args: &[&str],
+    listeners: usize,
+    log: Option<std::fs::File>,
+    level: &str,
+) -> ServerProc {
     let mut cmd = Command::new(&path);
     cmd.args(["--host", "127.0.0.1", "--port", "0"])
         .args(args)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
         .process_group(0);
-    if std::env::var_os("RUST_LOG").is_none() {
-        cmd.env("RUST_LOG", "warn");
+    match log {
+        Some(f) => {
+            cmd.stderr(f).env("RUST_LOG", level);
+        }
+        None => {
+            cmd.stderr(Stdio::inherit());
+            if std::env::var_os("RUST_LOG").is_none() {
+                cmd.env("RUST_LOG", level);
+            }
+        }
     }
     let mut child = cmd
         .spawn()
@@ -139,6 +183,7 @@ pub fn start_path(path: PathBuf, args: &[&str], listeners: usize) -> ServerProc 
         child,
         ports: Vec::new(),
         out,
+        log: None,
     };
     let start = Instant::now();
     while p.ports.len() < listeners {

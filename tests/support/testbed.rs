@@ -81,7 +81,14 @@ fn main() {
             );
         }
     });
-    server.on_worker_start(|_server, id| println!("worker start {id}"));
+    // `--crash-file F`: worker 1 aborts right after start while F exists (a crash loop).
+    let crash_file = args.get("crash-file").map(std::path::PathBuf::from);
+    server.on_worker_start(move |_server, id| {
+        println!("worker start {id}");
+        if id == 1 && crash_file.as_ref().is_some_and(|f| f.exists()) {
+            std::process::abort();
+        }
+    });
     server.on_worker_stop(|_server, id| println!("worker stop {id}"));
     server.on_close(|_server, fd| println!("close {fd}"));
     server.on_message(|server, frame| {
