@@ -360,11 +360,17 @@ fn a_worker_crashing_at_start_is_restarted_with_back_off() {
     // Once the cause is gone, worker 1 comes back.
     std::fs::remove_file(&marker).unwrap();
     let t = Instant::now();
-    loop {
-        let ((_a, _), (mut b, _)) = clients_on_two_workers(srv.port());
-        if call(&mut b, "whoami").contains("worker=1") {
-            break;
-        }
-        assert!(t.elapsed() < Duration::from_secs(10));
+    while !srv
+        .stderr_text()
+        .lines()
+        .any(|l| l.contains("Worker#1 started") && !log.contains(l))
+    {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "worker 1 did not come back"
+        );
+        std::thread::sleep(Duration::from_millis(50));
     }
+    let ((_a, _), (mut b, _)) = clients_on_two_workers(srv.port());
+    assert!(call(&mut b, "whoami").contains("worker=1"));
 }

@@ -135,7 +135,8 @@ run_case() { # server rep case loadtool-args...
 {
     echo "date=$(date -u +%FT%TZ)"
     echo "kernel=$(uname -r)"
-    echo "cpus=$(nproc) model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+    echo "cpus=$(nproc)"
+    echo "cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
     echo "rustc=$(rustc --version)"
     echo "loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg)"
     echo "reps=$REPS duration_s=$DUR warmup_s=$WARMUP hold_s=$HOLD idle_conns=$IDLE_CONNS hs_conns=$HS_CONNS"

@@ -93,7 +93,7 @@ def main():
     out.append("## prefork-ws benchmark results\n")
     out.append(f"Command: `{a.command}`" + (" (1 repetition, 2 s cases)" if a.quick == "1" else "") + "  ")
     out.append(
-        f"Machine: {meta.get('cpus', '?')} cores ({meta.get('model', '?').strip()}), kernel {meta.get('kernel', '?')}, "
+        f"Machine: {meta.get('cpus', '?')} cores ({meta.get('cpu_model', '?').strip()}), kernel {meta.get('kernel', '?')}, "
         f"{meta.get('rustc', '?')}; server pinned to CPU 0, load tool to CPU 1, 127.0.0.1 only.  "
     )
     out.append(
@@ -110,7 +110,7 @@ def main():
         vals = {s: median(runs, s, cid, key) for s in SERVERS}
         out.append(
             f"| {label} | {unit} | "
-            + " | ".join(fmt(vals[s]) for s in SERVERS)
+            + " | ".join(fmt(vals[s], 0 if key == "rss_per_conn_b" else 2) for s in SERVERS)
             + f" | {ratio(vals['prefork-ws'], vals['fastwebsockets'])} | {ratio(vals['prefork-ws'], vals['raw-tcp'])} |"
         )
     out.append("")
@@ -174,6 +174,11 @@ def plot(runs, png, plotter, nreps):
         ax.set_xticklabels(labels)
         ax.set_ylabel("server CPU µs / message (lower is better)")
         ax.set_yscale("log")
+        from matplotlib.ticker import ScalarFormatter
+
+        for axis in (ax.yaxis,):
+            axis.set_major_formatter(ScalarFormatter())
+            axis.set_minor_formatter(ScalarFormatter())
         ax.set_title(title, fontsize=10)
         ax.legend()
         ax.grid(axis="y", alpha=0.3, which="both")

@@ -242,7 +242,7 @@ impl Master {
                         .ports
                         .iter()
                         .map(|p| WorkerListener {
-                            raw: p.per_worker[id].as_raw_fd(),
+                            per_worker: p.per_worker.iter().map(|s| s.as_raw_fd()).collect(),
                             port: p.addr.port(),
                             websocket: p.websocket,
                         })
@@ -342,6 +342,15 @@ impl Master {
                 backoff.as_millis()
             );
             w.restart_at = Some(Instant::now() + backoff);
+            // The others take over its accept queue until it is back.
+            self.notify_workers();
+        }
+    }
+
+    /// Tells every running worker to re-check which listening queues need adopting.
+    fn notify_workers(&self) {
+        for p in self.all_pids() {
+            let _ = kill(p, Signal::SIGUSR2);
         }
     }
 

@@ -39,7 +39,7 @@ use crate::runtime::timer::Timers;
 use crate::server::handle::Command;
 use crate::server::{Frame, Request, Response, Server};
 
-const LISTENER_BASE: usize = usize::MAX - 64;
+const LISTENER_BASE: usize = usize::MAX - 8192;
 const TOKEN_IPC_RX: Token = Token(usize::MAX - 1);
 const TOKEN_WAKER: Token = Token(usize::MAX - 2);
 const TOKEN_SIGNAL: Token = Token(usize::MAX - 3);
@@ -52,9 +52,10 @@ const POOL_MAX: usize = 256;
 /// After our last bytes, how long a lingering close waits for the peer's FIN.
 const LINGER_MS: u64 = 2000;
 
-/// A listening socket as a worker sees it.
+/// A listening port as a worker sees it: the SO_REUSEPORT socket of every worker id.
 pub(crate) struct WorkerListener {
-    pub raw: RawFd,
+    /// Indexed by worker id; the worker's own socket is `per_worker[worker_id]`.
+    pub per_worker: Vec<RawFd>,
     pub port: u16,
     pub websocket: bool,
 }
@@ -71,11 +72,16 @@ pub(crate) struct WorkerBoot {
     pub master_pid: i32,
 }
 
+/// One listening socket: our own (always registered) or another worker id's, registered only
+/// while that worker is down so that connections hashed to its queue are not stranded.
 struct ListenerRt {
     sock: TcpListener,
-    port: u16,
+    /// Index of the port in `Runtime::ports`.
+    port_idx: usize,
+    /// Worker id the socket belongs to.
+    owner: usize,
     server_fd: RawFd,
-    websocket: bool,
+    registered: bool,
 }
 
 /// Why a connection is being closed (for logs).
@@ -98,6 +104,8 @@ pub(crate) struct Runtime {
     registry: Registry,
     pub conns: Slab<Conn>,
     listeners: Vec<ListenerRt>,
+    /// (port, websocket enabled) per listening port.
+    ports: Vec<(u16, bool)>,
     rbuf: Vec<u8>,
     dirty: Vec<usize>,
     dead: Vec<(usize, Why)>,
@@ -467,13 +475,13 @@ impl Server {
             Signal::SIGCHLD,
             Signal::SIGHUP,
         ]);
-        let sig = SignalPipe::install(&[Signal::SIGTERM, Signal::SIGINT])?;
+        let sig = SignalPipe::install(&[Signal::SIGTERM, Signal::SIGINT, Signal::SIGUSR2])?;
         let ign = nix::sys::signal::SigAction::new(
             nix::sys::signal::SigHandler::SigIgn,
             nix::sys::signal::SaFlags::empty(),
             nix::sys::signal::SigSet::empty(),
         );
-        for s in [Signal::SIGUSR1, Signal::SIGUSR2, Signal::SIGHUP] {
+        for s in [Signal::SIGUSR1, Signal::SIGHUP] {
             // SAFETY: ignoring these signals in the worker.
             let _ = unsafe { nix::sys::signal::sigaction(s, &ign) };
         }
@@ -483,19 +491,31 @@ impl Server {
         let mut poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let mut listeners = Vec::new();
-        for (i, l) in boot.listeners.iter().enumerate() {
-            // SAFETY: the master passed a listening socket it keeps open; this process owns
-            // its inherited copy of the descriptor.
-            let std_l = unsafe { std::net::TcpListener::from_raw_fd(l.raw) };
-            let mut sock = TcpListener::from_std(std_l);
-            registry.register(&mut sock, Token(LISTENER_BASE + i), Interest::READABLE)?;
-            listeners.push(ListenerRt {
-                sock,
-                port: l.port,
-                server_fd: l.raw,
-                websocket: l.websocket,
-            });
+        for (pi, l) in boot.listeners.iter().enumerate() {
+            for (owner, &raw) in l.per_worker.iter().enumerate() {
+                // SAFETY: the master passed listening sockets it keeps open for the life of
+                // the server; this process owns its inherited copies of the descriptors.
+                let std_l = unsafe { std::net::TcpListener::from_raw_fd(raw) };
+                let mut sock = TcpListener::from_std(std_l);
+                let mine = owner == boot.worker_id;
+                if mine {
+                    let token = Token(LISTENER_BASE + listeners.len());
+                    registry.register(&mut sock, token, Interest::READABLE)?;
+                }
+                listeners.push(ListenerRt {
+                    sock,
+                    port_idx: pi,
+                    owner,
+                    server_fd: raw,
+                    registered: mine,
+                });
+            }
         }
+        let ports = boot
+            .listeners
+            .iter()
+            .map(|l| (l.port, l.websocket))
+            .collect();
         registry.register(
             &mut SourceFd(&boot.ipc_rx),
             TOKEN_IPC_RX,
@@ -516,6 +536,7 @@ impl Server {
             registry,
             conns: Slab::with_capacity(slots.min(1 << 20)),
             listeners,
+            ports,
             rbuf: vec![0; READ_BUF],
             dirty: Vec::new(),
             dead: Vec::new(),
@@ -571,7 +592,7 @@ impl Server {
             self.rt().now_ms = now_ms();
             for ev in events.iter() {
                 match ev.token() {
-                    Token(k) if k < IPC_TX_BASE => {
+                    Token(k) if k < LISTENER_BASE => {
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             self.on_readable(k);
                         }
@@ -583,18 +604,21 @@ impl Server {
                     TOKEN_WAKER => self.on_commands(),
                     TOKEN_SIGNAL => {
                         for s in sig.drain() {
-                            if matches!(s, Signal::SIGTERM | Signal::SIGINT) {
-                                self.begin_stop();
+                            match s {
+                                Signal::SIGTERM | Signal::SIGINT => self.begin_stop(),
+                                // From the master: a worker died or came back.
+                                Signal::SIGUSR2 => self.adopt_orphans(),
+                                _ => {}
                             }
                         }
                     }
-                    Token(k) if k >= LISTENER_BASE => self.accept_all(k - LISTENER_BASE),
-                    Token(k) => {
+                    Token(k) if k >= IPC_TX_BASE => {
                         let r = k - IPC_TX_BASE;
                         let mut rt = self.rt();
                         let tx = rt.ipc_tx[r];
                         let _ = rt.outbox.flush(r, tx);
                     }
+                    Token(k) => self.accept_all(k - LISTENER_BASE),
                 }
             }
             self.on_timers();
@@ -671,10 +695,11 @@ impl Server {
                     let key = rt.conns.vacant_key();
                     let now = rt.now_ms;
                     let l = &rt.listeners[li];
+                    let port_idx = l.port_idx;
                     use std::os::fd::AsRawFd;
                     let nc = NewConn {
                         remote: addr,
-                        server_port: l.port,
+                        server_port: rt.ports[port_idx].0,
                         server_fd: l.server_fd,
                         socket_fd: stream.as_raw_fd(),
                         now_ms: now,
@@ -689,7 +714,7 @@ impl Server {
                         continue;
                     }
                     let fd = rt.table.open(rt.region, key, &nc);
-                    rt.conns.insert(Conn::new(stream, fd, li as u8));
+                    rt.conns.insert(Conn::new(stream, fd, port_idx as u8));
                     rt.accepted += 1;
                     let region = rt.region;
                     rt.table
@@ -983,7 +1008,7 @@ impl Server {
                 return false;
             }
         };
-        let ws_port = rt.listeners[listener].websocket;
+        let ws_port = rt.ports[listener].1;
         let upgrade = ws_port && http.is_websocket_upgrade();
         let body_len = if upgrade { 0 } else { http.content_length };
         if body_len > st.package_max_length {
@@ -1007,7 +1032,7 @@ impl Server {
             .stream
             .peer_addr()
             .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
-        let port = rt.listeners[listener].port;
+        let port = rt.ports[listener].0;
         drop(rt);
         let mut request = Request::new(fd, remote, port, http);
         request.body = body;
@@ -1299,7 +1324,8 @@ impl Server {
             if now >= at {
                 rt.accept_retry_at = None;
                 drop(guard);
-                for i in 0..self.rt().listeners.len() {
+                let n = self.rt().listeners.len();
+                for i in (0..n).filter(|&i| self.rt().listeners[i].registered) {
                     self.accept_all(i);
                 }
                 return self.housekeeping_rest(now);
@@ -1311,8 +1337,8 @@ impl Server {
 
     fn housekeeping_rest(&self, now: u64) {
         let st = &self.settings;
-        let mut rt = self.rt();
-        let rt = &mut *rt;
+        let mut guard = self.rt();
+        let rt = &mut *guard;
         if let (Some(iv), Some(idle)) = (st.heartbeat_check_interval, st.idle_limit()) {
             if now >= rt.next_heartbeat {
                 rt.next_heartbeat = now + iv.max(1) * 1000;
@@ -1361,6 +1387,49 @@ impl Server {
         if now >= rt.next_sync {
             rt.next_sync = now + 1000;
             rt.sync_stats();
+            drop(guard);
+            self.adopt_orphans();
+        }
+    }
+
+    /// Registers the listening sockets of worker ids that have no running worker (so their
+    /// queued connections are served while the master restarts it) and gives them back once
+    /// their worker runs again.
+    fn adopt_orphans(&self) {
+        let mut guard = self.rt();
+        let rt = &mut *guard;
+        if rt.stopping.is_some() {
+            return;
+        }
+        let mut newly = Vec::new();
+        for i in 0..rt.listeners.len() {
+            let owner = rt.listeners[i].owner;
+            if owner == rt.worker_id {
+                continue;
+            }
+            let orphan = rt.region_for_worker(owner).is_none();
+            let l = &mut rt.listeners[i];
+            if orphan && !l.registered {
+                if rt
+                    .registry
+                    .register(&mut l.sock, Token(LISTENER_BASE + i), Interest::READABLE)
+                    .is_ok()
+                {
+                    l.registered = true;
+                    log::info!(
+                        "Worker#{} serves the queue of Worker#{owner} while it is down",
+                        rt.worker_id
+                    );
+                    newly.push(i);
+                }
+            } else if !orphan && l.registered {
+                let _ = rt.registry.deregister(&mut l.sock);
+                l.registered = false;
+            }
+        }
+        drop(guard);
+        for i in newly {
+            self.accept_all(i);
         }
     }
 
@@ -1414,8 +1483,9 @@ impl Server {
                 return;
             }
             let rt = &mut *rt;
-            for l in rt.listeners.iter_mut() {
+            for l in rt.listeners.iter_mut().filter(|l| l.registered) {
                 let _ = rt.registry.deregister(&mut l.sock);
+                l.registered = false;
             }
             rt.table.region(rt.region).ready.store(0, Ordering::Relaxed);
             rt.stopping = Some(rt.now_ms + self.settings.max_wait_time.as_millis() as u64);

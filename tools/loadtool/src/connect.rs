@@ -104,9 +104,10 @@ pub fn run(o: &ConnectArgs, probe: Option<&ServerProbe>) -> i32 {
         }
         _ => ("na".into(), "na".into(), "na".into(), "na".into(), "na".into()),
     };
+    let spct = w.server_pct().map_or("na".into(), |p| format!("{p:.1}"));
     println!(
         "connect: conns={} mode={} ok={} failures={} open_after_hold={open} handshakes_per_s={rate:.1} \
-         hs_p50_us={:.1} hs_p99_us={:.1} errors={} server_cpu_us_per_handshake={cpu_per} server_rss_kb={rss} \
+         hs_p50_us={:.1} hs_p99_us={:.1} errors={} server_cpu_us_per_handshake={cpu_per} server_cpu_pct={spct} server_rss_kb={rss} \
          server_rss_base_kb={rss_base} rss_per_conn_b={per_conn} pss_per_conn_b={pss_per_conn} client_cpu_pct={:.1}",
         o.conns,
         if o.raw { "raw" } else { "ws" },
