@@ -137,7 +137,10 @@ def main():
             )
     out.append("")
     out.append("The raw TCP floor speaks no WebSocket: its echo is plain bytes and its \"handshake\" a TCP connect "
-               "plus a 1-byte round trip. The peers run with their libraries' default settings.")
+               "plus a 1-byte round trip. The peers run with their libraries' default settings "
+               "(tokio-tungstenite's default WebSocketConfig gives each connection 128 KiB read and write buffers, "
+               "most of its per-connection memory). A load tool above 90% CPU means the rates are client-bound: "
+               "the server's CPU per message is still measured, but at a lower load than it could take.")
     if warn:
         out.append("")
         out.append("Warnings:")

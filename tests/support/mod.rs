@@ -155,6 +155,15 @@ fn start_inner(
         .args(args)
         .stdout(Stdio::piped())
         .process_group(0);
+    // If the test process dies without running its drop guards (killed by a timeout), the
+    // server goes with it.
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
     match log {
         Some(f) => {
             cmd.stderr(f).env("RUST_LOG", level);
