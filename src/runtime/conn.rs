@@ -59,6 +59,9 @@ pub(crate) struct Conn {
     pub upgraded: bool,
     /// Registered in the worker's dirty list.
     pub dirty: bool,
+    /// Registered for writability: only while output is pending after a short write, so the
+    /// reactor is not woken by every ACK.
+    pub want_write: bool,
     pub close: CloseState,
     /// Unconsumed input: a partial HTTP head or a partial frame header.
     pub inbuf: Vec<u8>,
@@ -82,6 +85,7 @@ impl Conn {
             phase: Phase::Http,
             upgraded: false,
             dirty: false,
+            want_write: false,
             close: CloseState::default(),
             inbuf: Vec::new(),
             outbuf: Vec::new(),

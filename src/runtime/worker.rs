@@ -49,6 +49,9 @@ const READ_BUF: usize = 64 * 1024;
 /// Pooled output buffers larger than this are freed instead of kept.
 const POOL_KEEP: usize = 64 * 1024;
 const POOL_MAX: usize = 256;
+/// Pushes at least this large are written directly when nothing is queued (saves a copy; a
+/// syscall per message is cheap next to copying this much).
+const DIRECT_WRITE_MIN: usize = 8 * 1024;
 /// After our last bytes, how long a lingering close waits for the peer's FIN.
 const LINGER_MS: u64 = 2000;
 
@@ -236,6 +239,23 @@ impl Runtime {
             }
         }
         let (pending, fd) = (c.pending_out(), c.fd);
+        // Ask for writability only while something waits for it.
+        if (pending > 0) != c.want_write {
+            c.want_write = pending > 0;
+            let interest = if c.want_write {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if self
+                .registry
+                .reregister(&mut c.stream, Token(key), interest)
+                .is_err()
+            {
+                self.kill(key, Why::Io);
+                return;
+            }
+        }
         if pending == 0 {
             let b = std::mem::take(&mut c.outbuf);
             c.outpos = 0;
@@ -352,12 +372,36 @@ impl Runtime {
             self.kill(key, Why::OutputLimit);
             return false;
         }
+        // A large message with nothing queued before it goes straight to the socket
+        // (header and payload in one writev, no copy); only what does not fit is queued.
+        let mut written = 0;
+        if payload.len() >= DIRECT_WRITE_MIN && c.pending_out() == 0 {
+            let iov = [io::IoSlice::new(&hdr[..n]), io::IoSlice::new(payload)];
+            match (&c.stream).write_vectored(&iov) {
+                Ok(w) => written = w,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    self.give_buf(scratch);
+                    self.kill(key, Why::Io);
+                    return false;
+                }
+            }
+            if written == total {
+                self.messages_out += 1;
+                self.give_buf(scratch);
+                return true;
+            }
+        }
         if c.outbuf.capacity() == 0 {
             c.outbuf = self.pool.pop().unwrap_or_default();
         }
-        c.outbuf.reserve(total);
-        c.outbuf.extend_from_slice(&hdr[..n]);
-        c.outbuf.extend_from_slice(payload);
+        c.outbuf.reserve(total - written);
+        if written < n {
+            c.outbuf.extend_from_slice(&hdr[written..n]);
+            c.outbuf.extend_from_slice(payload);
+        } else {
+            c.outbuf.extend_from_slice(&payload[written - n..]);
+        }
         if !c.dirty {
             c.dirty = true;
             self.dirty.push(key);
@@ -704,11 +748,10 @@ impl Server {
                         socket_fd: stream.as_raw_fd(),
                         now_ms: now,
                     };
-                    if let Err(e) = rt.registry.register(
-                        &mut stream,
-                        Token(key),
-                        Interest::READABLE | Interest::WRITABLE,
-                    ) {
+                    if let Err(e) =
+                        rt.registry
+                            .register(&mut stream, Token(key), Interest::READABLE)
+                    {
                         log::warn!("register {addr}: {e}");
                         global.fetch_sub(1, Ordering::Relaxed);
                         continue;
