@@ -8,14 +8,12 @@
 //! one call, encoding the frame once and crossing to each worker once.
 
 use prefork_ws::cli::ExampleArgs;
-use prefork_ws::{OpCode, Server, Settings, FLAG_FIN};
+use prefork_ws::{OpCode, Settings, FLAG_FIN};
 
 fn main() {
     ExampleArgs::init_logging();
     let args = ExampleArgs::parse(9502);
-    let mut server = Server::new(&args.host, args.port);
-    server.set(Settings {
-        worker_num: args.workers,
+    let mut server = args.server(Settings {
         ..Settings::default()
     });
     server.on_open(|_server, request| {
@@ -51,8 +49,5 @@ fn main() {
             response.end("ok\n");
         }
     });
-    if let Err(e) = server.start() {
-        eprintln!("broadcast: {e}");
-        std::process::exit(1);
-    }
+    ExampleArgs::run(server, "broadcast");
 }

@@ -4,14 +4,12 @@
 //! `cargo run --release --example close_frame -- --port 9502`
 
 use prefork_ws::cli::ExampleArgs;
-use prefork_ws::{OpCode, Server, Settings, FLAG_FIN};
+use prefork_ws::{OpCode, Settings, FLAG_FIN};
 
 fn main() {
     ExampleArgs::init_logging();
     let args = ExampleArgs::parse(9502);
-    let mut server = Server::new(&args.host, args.port);
-    server.set(Settings {
-        worker_num: args.workers,
+    let mut server = args.server(Settings {
         open_websocket_close_frame: true,
         ..Settings::default()
     });
@@ -27,8 +25,5 @@ fn main() {
         }
     });
     server.on_close(|_server, fd| println!("client {fd} closed"));
-    if let Err(e) = server.start() {
-        eprintln!("close_frame: {e}");
-        std::process::exit(1);
-    }
+    ExampleArgs::run(server, "close_frame");
 }

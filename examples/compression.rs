@@ -5,14 +5,12 @@
 //! `cargo run --release --example compression -- --port 9501`
 
 use prefork_ws::cli::ExampleArgs;
-use prefork_ws::{OpCode, Server, Settings, FLAG_COMPRESS, FLAG_FIN};
+use prefork_ws::{OpCode, Settings, FLAG_COMPRESS, FLAG_FIN};
 
 fn main() {
     ExampleArgs::init_logging();
     let args = ExampleArgs::parse(9501);
-    let mut server = Server::new(&args.host, args.port);
-    server.set(Settings {
-        worker_num: args.workers,
+    let mut server = args.server(Settings {
         websocket_compression: true,
         ..Settings::default()
     });
@@ -24,8 +22,5 @@ fn main() {
             FLAG_FIN | FLAG_COMPRESS,
         );
     });
-    if let Err(e) = server.start() {
-        eprintln!("compression: {e}");
-        std::process::exit(1);
-    }
+    ExampleArgs::run(server, "compression");
 }

@@ -6,7 +6,7 @@
 //! then connect to `ws://127.0.0.1:9502/?token=abc`.
 
 use prefork_ws::cli::ExampleArgs;
-use prefork_ws::{OpCode, Server, Settings, FLAG_FIN};
+use prefork_ws::{OpCode, Settings, FLAG_FIN};
 
 fn key_is_valid(key: &str) -> bool {
     // The seed's pattern `^[+/0-9A-Za-z]{21}[AQgw]==$` plus: decodes to 16 bytes.
@@ -22,9 +22,7 @@ fn key_is_valid(key: &str) -> bool {
 fn main() {
     ExampleArgs::init_logging();
     let args = ExampleArgs::parse(9502);
-    let mut server = Server::new(&args.host, args.port);
-    server.set(Settings {
-        worker_num: args.workers,
+    let mut server = args.server(Settings {
         ..Settings::default()
     });
     server.on_handshake(|server, request, response| {
@@ -54,8 +52,5 @@ fn main() {
     server.on_message(|server, frame| {
         server.push(frame.fd, frame.data, frame.opcode, FLAG_FIN);
     });
-    if let Err(e) = server.start() {
-        eprintln!("custom_handshake: {e}");
-        std::process::exit(1);
-    }
+    ExampleArgs::run(server, "custom_handshake");
 }

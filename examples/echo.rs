@@ -4,14 +4,12 @@
 //! `cargo run --release --example echo -- --host 0.0.0.0 --port 9502 --workers 2`
 
 use prefork_ws::cli::ExampleArgs;
-use prefork_ws::{Server, Settings, FLAG_COMPRESS, FLAG_FIN};
+use prefork_ws::{Settings, FLAG_COMPRESS, FLAG_FIN};
 
 fn main() {
     ExampleArgs::init_logging();
     let args = ExampleArgs::parse(9502);
-    let mut server = Server::new(&args.host, args.port);
-    server.set(Settings {
-        worker_num: args.workers,
+    let mut server = args.server(Settings {
         websocket_compression: true,
         // The conformance suite sends messages of up to 16 MiB.
         package_max_length: 64 * 1024 * 1024,
@@ -29,8 +27,5 @@ fn main() {
     server.on_close(|_server, fd| {
         log::debug!("client {fd} closed");
     });
-    if let Err(e) = server.start() {
-        eprintln!("echo: {e}");
-        std::process::exit(1);
-    }
+    ExampleArgs::run(server, "echo");
 }

@@ -7,15 +7,13 @@
 use std::time::Duration;
 
 use prefork_ws::cli::ExampleArgs;
-use prefork_ws::{OpCode, Server, Settings, FLAG_FIN};
+use prefork_ws::{OpCode, Settings, FLAG_FIN};
 
 fn main() {
     ExampleArgs::init_logging();
     let args = ExampleArgs::parse(9501);
     let num = |k: &str, d: u64| args.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
-    let mut server = Server::new(&args.host, args.port);
-    server.set(Settings {
-        worker_num: args.workers,
+    let mut server = args.server(Settings {
         heartbeat_check_interval: Some(num("check", 5)),
         heartbeat_idle_time: Some(num("idle", 10)),
         websocket_ping_interval: match num("ping-ms", 0) {
@@ -28,8 +26,5 @@ fn main() {
         server.push(frame.fd, b"", OpCode::Ping, FLAG_FIN);
     });
     server.on_close(|_server, fd| println!("client {fd} closed"));
-    if let Err(e) = server.start() {
-        eprintln!("heartbeat: {e}");
-        std::process::exit(1);
-    }
+    ExampleArgs::run(server, "heartbeat");
 }

@@ -56,8 +56,5 @@ fn main() {
             response.end(format!("Hello Hyperf. port {}\n", request.server_port));
         }
     });
-    if let Err(e) = server.start() {
-        eprintln!("multi_port: {e}");
-        std::process::exit(1);
-    }
+    ExampleArgs::run(server, "multi_port");
 }

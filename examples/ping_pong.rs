@@ -4,14 +4,12 @@
 //! `cargo run --release --example ping_pong -- --port 9502`
 
 use prefork_ws::cli::ExampleArgs;
-use prefork_ws::{OpCode, Server, Settings, FLAG_FIN};
+use prefork_ws::{OpCode, Settings, FLAG_FIN};
 
 fn main() {
     ExampleArgs::init_logging();
     let args = ExampleArgs::parse(9502);
-    let mut server = Server::new(&args.host, args.port);
-    server.set(Settings {
-        worker_num: args.workers,
+    let mut server = args.server(Settings {
         open_websocket_ping_frame: true,
         ..Settings::default()
     });
@@ -24,8 +22,5 @@ fn main() {
             server.push(frame.fd, frame.data, frame.opcode, FLAG_FIN);
         }
     });
-    if let Err(e) = server.start() {
-        eprintln!("ping_pong: {e}");
-        std::process::exit(1);
-    }
+    ExampleArgs::run(server, "ping_pong");
 }

@@ -67,6 +67,24 @@ impl ExampleArgs {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A server on `--host`/`--port` with `settings`, its `worker_num` taken from `--workers`.
+    pub fn server(&self, settings: crate::Settings) -> crate::Server {
+        let mut server = crate::Server::new(&self.host, self.port);
+        server.set(crate::Settings {
+            worker_num: self.workers,
+            ..settings
+        });
+        server
+    }
+
+    /// Starts the server; on failure prints `name: error` and exits with status 1.
+    pub fn run(server: crate::Server, name: &str) {
+        if let Err(e) = server.start() {
+            eprintln!("{name}: {e}");
+            std::process::exit(1);
+        }
+    }
+
     /// Initialises env_logger with `info` as the default level.
     pub fn init_logging() {
         let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))

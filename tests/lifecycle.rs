@@ -113,14 +113,7 @@ fn rolling_reload_under_load_loses_no_connection_attempt() {
         srv.signal(libc::SIGUSR1);
         // Wait for both workers to be replaced before the next reload.
         let before = srv.worker_pids();
-        let t = Instant::now();
-        while t.elapsed() < Duration::from_secs(10) {
-            let now = srv.worker_pids();
-            if now.len() == 2 && now.iter().all(|p| !before.contains(p)) {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        srv.wait_workers_replaced(&before, 2);
     }
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
@@ -258,18 +251,7 @@ fn control_tool_reports_status_reloads_and_stops() {
     }
     let before = srv.worker_pids();
     assert!(run("reload").0);
-    let t = Instant::now();
-    loop {
-        let now = srv.worker_pids();
-        if now.len() == 2 && now.iter().all(|p| !before.contains(p)) {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "reload did not replace workers"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    srv.wait_workers_replaced(&before, 2);
     let (ok, out) = run("stop");
     assert!(ok, "{out}");
     assert_eq!(srv.wait_exit(Duration::from_secs(5)), Some(0));
@@ -298,18 +280,7 @@ fn reload_rereads_the_configuration_file() {
     std::fs::write(&cfg, "websocket_subprotocol = superchat\nworker_num = 5\n").unwrap();
     let before = srv.worker_pids();
     srv.signal(libc::SIGUSR1);
-    let t = Instant::now();
-    loop {
-        let now = srv.worker_pids();
-        if now.len() == 2 && now.iter().all(|p| !before.contains(p)) {
-            break;
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "reload did not replace workers"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    srv.wait_workers_replaced(&before, 2);
     let (_ws, resp) = ws_connect_with(srv.port(), "/", &offer).unwrap();
     assert_eq!(
         resp.headers().get("sec-websocket-protocol").unwrap(),

@@ -305,15 +305,7 @@ impl Runtime {
         if c.close.on_send_close() {
             let payload =
                 close_payload(code, reason).unwrap_or_else(|_| code.to_be_bytes().to_vec());
-            let mut frame = Vec::with_capacity(payload.len() + 4);
-            encode_frame(
-                &mut frame,
-                true,
-                false,
-                OpCode::Close.as_u8(),
-                &payload,
-                None,
-            );
+            let frame = close_frame(&payload);
             self.table
                 .set_status(self.region, key, WEBSOCKET_STATUS_CLOSING);
             self.queue(key, &frame, limit.max(frame.len()));
@@ -988,15 +980,7 @@ impl Server {
                     } else {
                         Vec::new()
                     };
-                    let mut frame = Vec::with_capacity(4);
-                    encode_frame(
-                        &mut frame,
-                        true,
-                        false,
-                        OpCode::Close.as_u8(),
-                        &payload,
-                        None,
-                    );
+                    let frame = close_frame(&payload);
                     rt.queue(key, &frame, usize::MAX);
                 }
                 rt.kill_after_flush(key);
@@ -1604,6 +1588,20 @@ impl Runtime {
             self.deadlines.push(Reverse((at, key, fd)));
         }
     }
+}
+
+/// An unmasked close frame with `payload` (code + reason, or empty).
+fn close_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(payload.len() + 2);
+    encode_frame(
+        &mut frame,
+        true,
+        false,
+        OpCode::Close.as_u8(),
+        payload,
+        None,
+    );
+    frame
 }
 
 fn with_close(h: &[(String, String)]) -> Vec<(String, String)> {

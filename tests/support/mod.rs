@@ -69,6 +69,22 @@ impl ServerProc {
         children_of(self.pid())
     }
 
+    /// Waits until every worker pid in `before` has been replaced (a reload finished).
+    pub fn wait_workers_replaced(&self, before: &[i32], workers: usize) {
+        let t = Instant::now();
+        loop {
+            let now = self.worker_pids();
+            if now.len() == workers && now.iter().all(|p| !before.contains(p)) {
+                return;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "workers {before:?} not replaced: {now:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn signal(&self, sig: i32) {
         // SAFETY: plain kill(2) on a pid we started.
         unsafe { libc::kill(self.pid(), sig) };

@@ -201,8 +201,5 @@ fn main() {
             }
         }
     });
-    if let Err(e) = server.start() {
-        eprintln!("testbed: {e}");
-        std::process::exit(1);
-    }
+    ExampleArgs::run(server, "testbed");
 }
