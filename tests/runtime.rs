@@ -523,3 +523,29 @@ fn nothing_a_client_sends_reaches_another_client() {
     }
     assert_eq!(call(&mut good, "clean"), "clean");
 }
+
+#[test]
+fn max_conn_refuses_connections_beyond_the_limit() {
+    let srv = start("testbed", &["--workers", "2", "--max-conn", "3"]);
+    let mut open: Vec<Ws> = (0..3)
+        .map(|_| {
+            let mut ws = ws_connect(srv.port(), "/");
+            recv_text(&mut ws);
+            ws
+        })
+        .collect();
+    assert!(ws_connect_with(srv.port(), "/", &[]).is_err(), "a 4th connection must be refused");
+    let mut first = open.remove(0);
+    first.close(None).unwrap();
+    let _ = recv_close(&mut first);
+    drop(first);
+    let t = Instant::now();
+    loop {
+        if let Ok((mut ws, _)) = ws_connect_with(srv.port(), "/", &[]) {
+            assert!(recv_text(&mut ws).starts_with("welcome"));
+            break;
+        }
+        assert!(t.elapsed() < Duration::from_secs(5), "a freed slot is never reused");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
