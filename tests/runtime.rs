@@ -534,7 +534,10 @@ fn max_conn_refuses_connections_beyond_the_limit() {
             ws
         })
         .collect();
-    assert!(ws_connect_with(srv.port(), "/", &[]).is_err(), "a 4th connection must be refused");
+    assert!(
+        ws_connect_with(srv.port(), "/", &[]).is_err(),
+        "a 4th connection must be refused"
+    );
     let mut first = open.remove(0);
     first.close(None).unwrap();
     let _ = recv_close(&mut first);
@@ -545,7 +548,10 @@ fn max_conn_refuses_connections_beyond_the_limit() {
             assert!(recv_text(&mut ws).starts_with("welcome"));
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(5), "a freed slot is never reused");
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "a freed slot is never reused"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }

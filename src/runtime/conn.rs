@@ -62,6 +62,8 @@ pub(crate) struct Conn {
     /// Registered for writability: only while output is pending after a short write, so the
     /// reactor is not woken by every ACK.
     pub want_write: bool,
+    /// Non-zero queue sizes were written to the shared table (so zeros must follow).
+    pub queue_reported: bool,
     pub close: CloseState,
     /// Unconsumed input: a partial HTTP head or a partial frame header.
     pub inbuf: Vec<u8>,
@@ -86,6 +88,7 @@ impl Conn {
             upgraded: false,
             dirty: false,
             want_write: false,
+            queue_reported: false,
             close: CloseState::default(),
             inbuf: Vec::new(),
             outbuf: Vec::new(),

@@ -28,7 +28,7 @@ use crate::protocol::decoder::{DecoderConfig, Event, MessageDecoder};
 use crate::protocol::deflate::{self, Inflater};
 use crate::protocol::frame::{
     encode_frame, OpCode, FLAG_COMPRESS, FLAG_FIN, WEBSOCKET_STATUS_ACTIVE,
-    WEBSOCKET_STATUS_CLOSING,
+    WEBSOCKET_STATUS_CLOSING, WEBSOCKET_STATUS_HANDSHAKE,
 };
 use crate::protocol::handshake;
 use crate::runtime::conn::{Compression, Conn, Phase};
@@ -238,7 +238,7 @@ impl Runtime {
                 }
             }
         }
-        let (pending, fd) = (c.pending_out(), c.fd);
+        let pending = c.pending_out();
         // Ask for writability only while something waits for it.
         if (pending > 0) != c.want_write {
             c.want_write = pending > 0;
@@ -256,6 +256,13 @@ impl Runtime {
                 return;
             }
         }
+        // Queue sizes in the shared table: written only while non-zero (and once when they
+        // drop back to zero), not on every message.
+        if pending > 0 || c.queue_reported {
+            let recv = c.inbuf.len();
+            self.table.set_queued(self.region, key, recv, pending);
+            c.queue_reported = pending > 0 || recv > 0;
+        }
         if pending == 0 {
             let b = std::mem::take(&mut c.outbuf);
             c.outpos = 0;
@@ -270,10 +277,8 @@ impl Runtime {
                 c.outbuf.drain(..c.outpos);
                 c.outpos = 0;
             }
-            self.table.set_queued(self.region, key, 0, pending);
         }
         self.table.touch_send(self.region, key, self.now_ms);
-        let _ = fd;
     }
 
     /// After our last byte: send FIN and wait (briefly) for the peer's, so that the kernel does
@@ -863,6 +868,7 @@ impl Server {
         let mut rt = self.rt();
         let rt = &mut *rt;
         let recv_pending;
+        let (table, region) = (rt.table, rt.region);
         if let Some(c) = rt.conn(key, fd) {
             dec.shrink();
             c.decoder = Some(dec);
@@ -876,8 +882,11 @@ impl Server {
                 c.inbuf = Vec::new();
             }
             recv_pending = c.inbuf.len();
-            let out = c.pending_out();
-            rt.table.set_queued(rt.region, key, recv_pending, out);
+            if recv_pending > 0 || c.queue_reported {
+                let out = c.pending_out();
+                table.set_queued(region, key, recv_pending, out);
+                c.queue_reported = recv_pending > 0 || out > 0;
+            }
         } else {
             return;
         }
@@ -1118,6 +1127,12 @@ impl Server {
 
     fn upgrade(&self, key: usize, fd: Fd, request: Request) {
         let st = &self.settings;
+        {
+            // websocket_status 2 while the handshake is decided (visible to on_handshake).
+            let rt = self.rt();
+            rt.table
+                .set_status(rt.region, key, WEBSOCKET_STATUS_HANDSHAKE);
+        }
         if let Some(cb) = &self.cb.on_handshake {
             let mut resp = Response::default();
             if guarded("on_handshake", || cb(self, &request, &mut resp)).is_none() {
