@@ -110,9 +110,9 @@ fn rolling_reload_under_load_loses_no_connection_attempt() {
     });
     for _ in 0..5 {
         std::thread::sleep(Duration::from_millis(300));
-        srv.signal(libc::SIGUSR1);
         // Wait for both workers to be replaced before the next reload.
         let before = srv.worker_pids();
+        srv.signal(libc::SIGUSR1);
         srv.wait_workers_replaced(&before, 2);
     }
     std::thread::sleep(Duration::from_millis(300));
