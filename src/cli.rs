@@ -3,8 +3,11 @@
 /// Parsed `--host`, `--port`, `--workers` (plus any other `--key value` pairs).
 #[derive(Debug, Clone)]
 pub struct ExampleArgs {
+    /// `--host` (default `0.0.0.0`).
     pub host: String,
+    /// `--port` (0 picks a free port, printed at start).
     pub port: u16,
+    /// `--workers` (default: CPU count).
     pub workers: usize,
     /// Other `--key value` pairs, in order.
     pub extra: Vec<(String, String)>,

@@ -10,6 +10,8 @@
 //! The WebSocket protocol itself (RFC 6455 and RFC 7692) lives in the IO-free [`protocol`]
 //! module.
 
+#![warn(missing_docs)]
+
 pub mod cli;
 pub mod protocol;
 pub mod runtime;

@@ -78,11 +78,15 @@ pub(crate) struct GlobalHeader {
 /// Snapshot of one connection, what `connection_info` returns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConnectionInfo {
+    /// Connection id.
     pub fd: Fd,
     /// 1 connection, 2 handshake, 3 active, 4 closing
     pub websocket_status: u8,
+    /// Peer IP address.
     pub remote_ip: String,
+    /// Peer port.
     pub remote_port: u16,
+    /// Port of the listener that accepted the connection.
     pub server_port: u16,
     /// Kernel descriptor of the listening socket that accepted the connection.
     pub server_fd: i32,
@@ -94,35 +98,55 @@ pub struct ConnectionInfo {
     pub last_time: u64,
     /// Unix seconds, with milliseconds.
     pub last_recv_time: f64,
+    /// Unix seconds, with milliseconds, of the last write to the socket.
     pub last_send_time: f64,
+    /// Received bytes waiting for the rest of their frame.
     pub recv_queued_bytes: u32,
+    /// Bytes waiting to be written to the client.
     pub send_queued_bytes: u32,
+    /// Worker that owns the connection.
     pub worker_id: usize,
 }
 
 /// Counters of one worker, part of [`Stats`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkerStats {
+    /// Worker id (0-based).
     pub worker_id: usize,
+    /// Process id of the worker.
     pub pid: u32,
+    /// Unix milliseconds when the worker started.
     pub started_ms: u64,
+    /// Connections open on this worker.
     pub connections: u64,
+    /// Connections accepted since it started.
     pub accepted: u64,
+    /// Connections closed since it started.
     pub closed: u64,
+    /// Messages received (whole messages, after reassembly).
     pub messages_in: u64,
+    /// Messages sent (pushes and broadcast deliveries).
     pub messages_out: u64,
 }
 
 /// Whole-server statistics (`stats()`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stats {
+    /// Process id of the master.
     pub master_pid: u32,
+    /// Unix milliseconds when the server started.
     pub start_time_ms: u64,
+    /// Connections open on the whole server.
     pub connection_num: u64,
+    /// Connections accepted by the workers now running (and those before them in the region).
     pub accept_count: u64,
+    /// Connections closed, counted the same way.
     pub close_count: u64,
+    /// Rolling reloads requested (`SIGUSR1`).
     pub reload_count: u64,
+    /// Workers restarted after dying.
     pub worker_restarts: u64,
+    /// The running workers, by worker id.
     pub workers: Vec<WorkerStats>,
 }
 

@@ -49,16 +49,22 @@ pub(crate) struct ListenSpec {
 /// Errors of [`Server::start`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// `start()` without `on_message`.
     #[error("on_message callback is required (Swoole refuses to start without onMessage)")]
     NoOnMessage,
+    /// A listening address could not be bound (in use, not resolvable, no permission).
     #[error("cannot listen on {addr}: {source}")]
     Bind {
+        /// `host:port` as configured.
         addr: String,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
+    /// A setting or configuration file is invalid.
     #[error("invalid setting: {0}")]
     Config(String),
+    /// Any other operating-system error at start-up.
     #[error(transparent)]
     Io(#[from] std::io::Error),
 }
