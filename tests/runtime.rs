@@ -264,6 +264,31 @@ fn disconnect_validates_code_and_reason_then_closes_with_them() {
 }
 
 #[test]
+fn close_drops_a_connection_of_any_worker_without_a_close_frame() {
+    let srv = testbed(&[]);
+    let ((mut a, fd_a), (mut b, fd_b)) = clients_on_two_workers(srv.port());
+    assert_eq!(call(&mut a, &format!("close {fd_b}")), "close:true");
+    assert_eq!(recv_close(&mut b), None, "TCP closed, no close frame");
+    assert_eq!(
+        call(&mut a, &format!("established {fd_b}")),
+        "established:false"
+    );
+    let start = Instant::now();
+    while call(&mut a, &format!("exist {fd_b}")) != "exist:false" {
+        assert!(start.elapsed() < Duration::from_secs(5));
+    }
+    assert_eq!(call(&mut a, &format!("close {fd_b}")), "close:false");
+    // and a local one
+    let mut c = ws_connect(srv.port(), "/");
+    recv_text(&mut c);
+    let (fd_c, _) = whoami(&mut c);
+    // Closing itself: the reply pushed after `close` is refused, nothing else arrives.
+    send_text(&mut c, &format!("close {fd_c}"));
+    assert_eq!(recv_close(&mut c), None);
+    assert!(call(&mut a, &format!("exist {fd_a}")) == "exist:true");
+}
+
+#[test]
 fn plain_http_without_on_request_gets_400() {
     let srv = testbed(&[]);
     let r = raw_http(srv.port(), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");

@@ -1268,6 +1268,9 @@ impl Server {
                     flags,
                 );
             }
+            Msg::Disconnect { fd, code: 0, .. } => {
+                self.close(fd);
+            }
             Msg::Disconnect { fd, code, reason } => {
                 self.disconnect(fd, code, std::str::from_utf8(reason).unwrap_or(""));
             }
@@ -1585,6 +1588,12 @@ impl Runtime {
         }
         c.phase = Phase::Draining;
         let fd = c.fd;
+        if c.upgraded {
+            // No longer established: `is_established` is false from now on.
+            self.table
+                .set_status(self.region, key, WEBSOCKET_STATUS_CLOSING);
+        }
+        let c = &self.conns[key];
         if c.pending_out() == 0 && !c.dirty {
             self.linger(key);
         } else {

@@ -118,6 +118,32 @@ impl Server {
         }
     }
 
+    /// Closes a connection of any worker without a close frame, after what is already queued
+    /// for it is written (`$server->close`). Returns `false` for an unknown fd.
+    pub fn close(&self, fd: Fd) -> bool {
+        let mut guard = self.rt.borrow_mut();
+        let Some(rt) = guard.as_deref_mut() else {
+            return false;
+        };
+        match self.owner(rt, fd) {
+            Some(Owner::Local(key)) => {
+                rt.kill_after_flush(key);
+                true
+            }
+            Some(Owner::Remote(region)) => {
+                // Code 0 never passes `disconnect`'s validation: it means "close, no frame".
+                let body = Msg::Disconnect {
+                    fd,
+                    code: 0,
+                    reason: b"",
+                }
+                .encode();
+                rt.send_ipc(region, body)
+            }
+            None => false,
+        }
+    }
+
     /// Whether the connection exists (any worker, any state) (`$server->exist`).
     pub fn exist(&self, fd: Fd) -> bool {
         self.table.is_some_and(|t| t.info(fd).is_some())

@@ -139,6 +139,7 @@ fn main() {
                 let ok = server.disconnect(fd_arg(), code.parse().unwrap_or(0), reason);
                 reply(format!("disconnect:{ok}"));
             }
+            "close" => reply(format!("close:{}", server.close(fd_arg()))),
             "panic" => panic!("panic in on_message on purpose"),
             "flood" => {
                 let size: usize = b.parse().unwrap_or(1024);
