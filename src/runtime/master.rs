@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -235,6 +235,7 @@ impl Master {
                 Ok(child)
             }
             ForkResult::Child => {
+                crate::runtime::signals::detach_from_parent();
                 let boot = WorkerBoot {
                     worker_id: id,
                     region,
@@ -480,8 +481,6 @@ impl Master {
             let _ = kill(p, Signal::SIGKILL);
             let _ = waitpid(p, None);
         }
-        drop(std::mem::take(&mut self.channels));
-        let _: Vec<OwnedFd> = Vec::new();
         log::info!("master: shutdown complete");
         Ok(())
     }

@@ -80,6 +80,13 @@ impl SignalPipe {
     }
 }
 
+/// In a freshly forked child: the inherited handlers must no longer write to the parent's
+/// pipe (a signal arriving before the child installs its own would be taken by the master as
+/// its own). Until `install`, such signals are dropped.
+pub(crate) fn detach_from_parent() {
+    WRITE_FD.store(-1, Ordering::Relaxed);
+}
+
 /// Restores default dispositions (used by a freshly forked worker before installing its own).
 pub(crate) fn reset(signals: &[Signal]) {
     let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());

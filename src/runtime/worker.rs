@@ -1392,10 +1392,8 @@ impl Server {
                     .conns
                     .iter()
                     .filter(|(_, c)| matches!(c.phase, Phase::Ws | Phase::Http))
-                    .filter(|(k, c)| {
-                        rt.table.info(c.fd).is_some_and(|i| {
-                            now.saturating_sub((i.last_recv_time * 1000.0) as u64) > idle_ms
-                        }) && *k < usize::MAX
+                    .filter(|(k, _)| {
+                        now.saturating_sub(rt.table.last_recv_ms(rt.region, *k)) > idle_ms
                     })
                     .map(|(k, c)| (k, c.fd))
                     .collect();
