@@ -25,3 +25,8 @@ pub use protocol::frame::{
 pub use runtime::table::{ConnectionInfo, Fd, Stats, WorkerStats};
 pub use runtime::timer::TimerId;
 pub use server::{Error, Frame, Request, Response, Server, ServerHandle, Settings};
+
+/// The README's Rust examples are compiled as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
