@@ -580,3 +580,95 @@ fn max_conn_refuses_connections_beyond_the_limit() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn pipelined_http_from_a_client_that_never_reads_is_bounded() {
+    let srv = testbed(&["--with-request", "1", "--buffer-output-size", "65536"]);
+    let mut s = TcpStream::connect(("127.0.0.1", srv.port())).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    let one = b"GET /x HTTP/1.1\r\nHost: x\r\n\r\n";
+    let burst: Vec<u8> = one.iter().copied().cycle().take(one.len() * 4000).collect();
+    // Keep sending without reading: the server must cut us off, not buffer without limit.
+    let mut cut_off = false;
+    for _ in 0..200 {
+        if s.write_all(&burst).is_err() {
+            cut_off = true;
+            break;
+        }
+    }
+    assert!(
+        cut_off,
+        "the server kept accepting pipelined requests from a client that never reads"
+    );
+    for pid in srv.worker_pids() {
+        assert!(
+            rss_kb(pid) < 100 * 1024,
+            "worker {pid} RSS {} KiB",
+            rss_kb(pid)
+        );
+    }
+    let mut ws = ws_connect(srv.port(), "/");
+    assert!(recv_text(&mut ws).starts_with("welcome"));
+}
+
+#[test]
+fn data_and_fin_in_one_burst_are_both_handled() {
+    let srv = testbed(&[]);
+    let mut r = Raw::open(srv.port());
+    let welcome = r.read_until(b"welcome");
+    assert!(welcome.ends_with(b"welcome"));
+    r.frame(0x81, b"last words", MASK);
+    r.s.shutdown(std::net::Shutdown::Write).unwrap();
+    // The echo arrives, then the server closes promptly (it saw the FIN behind the data).
+    let start = Instant::now();
+    let mut all = Vec::new();
+    let mut tmp = [0u8; 4096];
+    loop {
+        match r.s.read(&mut tmp) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => all.extend_from_slice(&tmp[..n]),
+        }
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "close took {:?}",
+        start.elapsed()
+    );
+    assert!(all.windows(10).any(|w| w == b"last words"), "echo missing");
+    assert!(
+        srv.wait_line(Duration::from_secs(3), |l| l.starts_with("close "))
+            .is_some(),
+        "on_close did not run"
+    );
+}
+
+#[test]
+fn on_close_can_still_read_the_connection_context() {
+    let srv = testbed(&[]);
+    let mut ws = ws_connect(srv.port(), "/");
+    recv_text(&mut ws);
+    let (fd, _) = whoami(&mut ws);
+    assert_eq!(call(&mut ws, "ctx-set alice"), "ok");
+    ws.close(None).unwrap();
+    let _ = recv_close(&mut ws);
+    drop(ws);
+    let line = srv.wait_line(Duration::from_secs(5), |l| {
+        l.starts_with(&format!("close {fd}"))
+    });
+    assert_eq!(line, Some(format!("close {fd} ctx=alice")));
+}
+
+#[test]
+fn a_pushed_close_frame_runs_the_closing_handshake() {
+    let srv = testbed(&[]);
+    let ((mut a, _), (mut b, fd_b)) = clients_on_two_workers(srv.port());
+    assert_eq!(
+        call(&mut a, &format!("push-close {fd_b}")),
+        "push-close:true"
+    );
+    assert_eq!(recv_close(&mut b).map(|c| c.0), Some(4000));
+    assert_eq!(
+        call(&mut a, &format!("push {fd_b} after close")),
+        "push:false"
+    );
+}

@@ -243,9 +243,8 @@ impl Outbox {
             seq: self.seq,
         };
         self.queues[target].push_back(p);
-        if self.queues[target].len() > 1 {
-            return Ok(SendState::Queued);
-        }
+        // Always try: if an earlier message is still queued this writes it first (in order),
+        // and a queue can never stall waiting for an edge that already passed.
         self.flush(target, tx)
     }
 

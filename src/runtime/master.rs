@@ -217,13 +217,14 @@ struct Master {
     workers: Vec<WorkerSlot>,
     reload_queue: VecDeque<usize>,
     reload: Option<ReloadStep>,
-    /// Old workers told to stop by a reload: (pid, region).
-    retiring: Vec<(Pid, usize)>,
+    /// Old workers told to stop by a reload: (pid, region, kill deadline).
+    retiring: Vec<(Pid, usize, Instant)>,
 }
 
 impl Master {
     fn spawn(&mut self, id: usize, region: usize) -> io::Result<Pid> {
         let _ = io::stdout().flush();
+        let master_pid = nix::unistd::getpid().as_raw();
         self.table.region(region).ready.store(0, Ordering::Relaxed);
         // SAFETY: the master is single-threaded; the child only runs the worker and exits.
         match unsafe { fork() }.map_err(io::Error::from)? {
@@ -250,7 +251,7 @@ impl Master {
                         .collect(),
                     ipc_rx: self.channels[region].rx.as_raw_fd(),
                     ipc_tx: self.channels.iter().map(|c| c.tx.as_raw_fd()).collect(),
-                    master_pid: nix::unistd::getppid().as_raw(),
+                    master_pid,
                 };
                 // The child owns nothing of the master's bookkeeping; take the server out.
                 let server = std::mem::replace(&mut self.server, Server::new("", 0));
@@ -293,6 +294,14 @@ impl Master {
             self.reap()?;
             self.step_reload()?;
             self.restart_due()?;
+            let now = Instant::now();
+            for (pid, _, deadline) in self.retiring.iter_mut() {
+                if now >= *deadline {
+                    log::warn!("master: old worker {pid} did not drain in time, killing it");
+                    let _ = kill(*pid, Signal::SIGKILL);
+                    *deadline = now + Duration::from_secs(3600);
+                }
+            }
         }
     }
 
@@ -304,10 +313,27 @@ impl Master {
                 Ok(s) => s,
             };
             let Some(pid) = st.pid() else { continue };
-            if let Some(i) = self.retiring.iter().position(|(p, _)| *p == pid) {
-                let (_, region) = self.retiring.swap_remove(i);
+            if let Some(i) = self.retiring.iter().position(|(p, _, _)| *p == pid) {
+                let (_, region, _) = self.retiring.swap_remove(i);
                 self.table.region(region).pid.store(0, Ordering::Relaxed);
                 log::info!("master: old worker {pid} exited after reload");
+                continue;
+            }
+            if self.reload.as_ref().is_some_and(|s| s.old_pid == pid) {
+                // The worker being replaced died during its reload step: its replacement
+                // takes over now instead of a restart.
+                let step = self.reload.take().expect("checked above");
+                log::warn!("master: Worker#{} (pid {pid}) died during its reload ({st:?}); the replacement takes over", step.id);
+                self.table
+                    .region(step.old_region)
+                    .pid
+                    .store(0, Ordering::Relaxed);
+                let w = &mut self.workers[step.id];
+                w.pid = Some(step.new_pid);
+                w.region = step.new_region;
+                w.started = Instant::now();
+                w.restart_at = None;
+                self.notify_workers();
                 continue;
             }
             if let Some(step) = &self.reload {
@@ -362,11 +388,21 @@ impl Master {
                 continue;
             }
             let region = self.workers[id].region;
-            let pid = self.spawn(id, region)?;
-            let w = &mut self.workers[id];
-            w.pid = Some(pid);
-            w.started = Instant::now();
-            w.restart_at = None;
+            if self.table.region(region).pid.load(Ordering::Relaxed) != 0 {
+                continue; // never two live workers in one region
+            }
+            match self.spawn(id, region) {
+                Ok(pid) => {
+                    let w = &mut self.workers[id];
+                    w.pid = Some(pid);
+                    w.started = Instant::now();
+                    w.restart_at = None;
+                }
+                Err(e) => {
+                    log::error!("master: cannot fork Worker#{id}: {e}; retrying in 1 s");
+                    self.workers[id].restart_at = Some(Instant::now() + Duration::from_secs(1));
+                }
+            }
         }
         Ok(())
     }
@@ -387,7 +423,11 @@ impl Master {
                     log::warn!("master: Worker#{} replacement not ready in time; retiring the old one anyway", step.id);
                 }
                 let _ = kill(step.old_pid, Signal::SIGTERM);
-                self.retiring.push((step.old_pid, step.old_region));
+                // It gets max_wait_time to drain, then a grace second, then SIGKILL.
+                let deadline =
+                    Instant::now() + self.server.settings.max_wait_time + Duration::from_secs(1);
+                self.retiring
+                    .push((step.old_pid, step.old_region, deadline));
                 let w = &mut self.workers[step.id];
                 w.pid = Some(step.new_pid);
                 w.region = step.new_region;
@@ -417,7 +457,15 @@ impl Master {
             return Ok(());
         }
         self.reload_queue.pop_front();
-        let new_pid = self.spawn(id, new_region)?;
+        let new_pid = match self.spawn(id, new_region) {
+            Ok(p) => p,
+            Err(e) => {
+                log::error!(
+                    "master: cannot fork a replacement for Worker#{id}: {e}; its reload is skipped"
+                );
+                return Ok(());
+            }
+        };
         self.reload = Some(ReloadStep {
             id,
             old_pid,
@@ -453,7 +501,7 @@ impl Master {
 
     fn all_pids(&self) -> Vec<Pid> {
         let mut v: Vec<Pid> = self.workers.iter().filter_map(|w| w.pid).collect();
-        v.extend(self.retiring.iter().map(|(p, _)| *p));
+        v.extend(self.retiring.iter().map(|(p, _, _)| *p));
         if let Some(s) = &self.reload {
             v.push(s.new_pid);
         }

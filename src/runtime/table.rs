@@ -368,7 +368,12 @@ impl SharedTable {
             }
         }
         let h = self.region(region);
-        h.connections.store(0, Ordering::Relaxed);
+        // Connections a dead worker held are no longer open: give them back to max_conn.
+        let held = h.connections.swap(0, Ordering::Relaxed);
+        let g = &self.global().connections;
+        let _ = g.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            Some(n.saturating_sub(held))
+        });
         h.ready.store(0, Ordering::Relaxed);
     }
 

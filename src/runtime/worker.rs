@@ -112,6 +112,8 @@ pub(crate) struct Runtime {
     rbuf: Vec<u8>,
     dirty: Vec<usize>,
     dead: Vec<(usize, Why)>,
+    /// Connections whose input was not drained within their read budget.
+    more_input: Vec<usize>,
     pool: Vec<Vec<u8>>,
     pub outbox: Outbox,
     pub ipc_tx: Vec<RawFd>,
@@ -223,9 +225,9 @@ impl Runtime {
             return;
         };
         c.dirty = false;
-        if c.phase == Phase::Dead {
-            return;
-        }
+        // A connection closing because its peer sent FIN still gets what was queued for it
+        // (the peer may only have half-closed); it is closed at the end of the batch anyway.
+        let dead = c.phase == Phase::Dead;
         while c.outpos < c.outbuf.len() {
             match (&c.stream).write(&c.outbuf[c.outpos..]) {
                 Ok(0) => break,
@@ -239,6 +241,9 @@ impl Runtime {
             }
         }
         let pending = c.pending_out();
+        if dead {
+            return; // reaped at the end of the batch; no more bookkeeping
+        }
         // Ask for writability only while something waits for it.
         if (pending > 0) != c.want_write {
             c.want_write = pending > 0;
@@ -510,12 +515,9 @@ impl Server {
         if nix::unistd::getppid().as_raw() != boot.master_pid {
             return Err(io::Error::other("master died before the worker started"));
         }
-        signals::reset(&[
-            Signal::SIGUSR1,
-            Signal::SIGUSR2,
-            Signal::SIGCHLD,
-            Signal::SIGHUP,
-        ]);
+        // The inherited handlers are harmless (detached from the master's pipe); they are
+        // replaced here without a window of default dispositions.
+        signals::reset(&[Signal::SIGCHLD]);
         let sig = SignalPipe::install(&[Signal::SIGTERM, Signal::SIGINT, Signal::SIGUSR2])?;
         let ign = nix::sys::signal::SigAction::new(
             nix::sys::signal::SigHandler::SigIgn,
@@ -581,6 +583,7 @@ impl Server {
             rbuf: vec![0; READ_BUF],
             dirty: Vec::new(),
             dead: Vec::new(),
+            more_input: Vec::new(),
             pool: Vec::new(),
             outbox: Outbox::new(region, regions),
             ipc_tx: boot.ipc_tx.clone(),
@@ -635,7 +638,7 @@ impl Server {
                 match ev.token() {
                     Token(k) if k < LISTENER_BASE => {
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                            self.on_readable(k);
+                            self.on_readable(k, ev.is_read_closed() || ev.is_error());
                         }
                         if ev.is_writable() {
                             self.rt().flush(k);
@@ -662,6 +665,10 @@ impl Server {
                     Token(k) => self.accept_all(k - LISTENER_BASE),
                 }
             }
+            let more = std::mem::take(&mut self.rt().more_input);
+            for k in more {
+                self.on_readable(k, true);
+            }
             self.on_timers();
             self.after_batch();
             let rt = self.rt();
@@ -678,7 +685,7 @@ impl Server {
 
     fn poll_timeout(&self) -> Option<Duration> {
         let rt = self.rt();
-        if !self.deferred.borrow().is_empty() {
+        if !self.deferred.borrow().is_empty() || !rt.more_input.is_empty() {
             return Some(Duration::ZERO);
         }
         let mut next = rt.next_sync;
@@ -777,8 +784,18 @@ impl Server {
         }
     }
 
-    fn on_readable(&self, key: usize) {
+    /// Reads what a connection sent. `hup`: the event also reported the peer's shutdown, so a
+    /// short read does not mean drained (the EOF behind the data must still be read).
+    fn on_readable(&self, key: usize, hup: bool) {
+        // Fairness: at most this many full buffers per event; the rest is picked up after
+        // the current batch (edge-triggered epoll will not report it again).
+        let mut budget = 16;
         loop {
+            if budget == 0 {
+                self.rt().more_input.push(key);
+                return;
+            }
+            budget -= 1;
             let mut guard = self.rt();
             let rt = &mut *guard;
             let Some(c) = rt.conns.get_mut(key) else {
@@ -803,7 +820,7 @@ impl Server {
                     rt.table.touch_recv(rt.region, key, now);
                     if matches!(phase, Phase::Draining | Phase::Lingering) {
                         rt.rbuf = buf;
-                        if !full {
+                        if !full && !hup {
                             return;
                         }
                         continue;
@@ -814,7 +831,7 @@ impl Server {
                         _ => self.on_ws_input(key, fd, &mut buf[..n]),
                     }
                     self.rt().rbuf = buf;
-                    if !full {
+                    if !full && !hup {
                         return;
                     }
                 }
@@ -1017,23 +1034,32 @@ impl Server {
             let Some(c) = rt.conn(key, fd) else { return };
             c.inbuf.extend_from_slice(fresh);
         }
-        // A keep-alive connection may have several pipelined requests.
-        while self.handle_one_request(key, fd) {}
+        // A keep-alive connection may have several pipelined requests: parse them at an
+        // advancing offset and drop the consumed prefix once.
+        let mut pos = 0;
+        while self.handle_one_request(key, fd, &mut pos) {}
+        let mut rt = self.rt();
+        if let Some(c) = rt.conn(key, fd) {
+            if c.phase == Phase::Http && pos > 0 {
+                let n = pos.min(c.inbuf.len());
+                c.inbuf.drain(..n);
+            }
+        }
     }
 
     /// Handles one complete request from the connection's input. Returns true if another may
     /// follow on the same connection.
-    fn handle_one_request(&self, key: usize, fd: Fd) -> bool {
+    fn handle_one_request(&self, key: usize, fd: Fd, pos: &mut usize) -> bool {
         let st = &self.settings;
         let mut rt = self.rt();
         let Some(c) = rt.conn(key, fd) else {
             return false;
         };
-        if c.phase != Phase::Http || c.inbuf.is_empty() {
+        if c.phase != Phase::Http || c.inbuf.len() <= *pos {
             return false;
         }
         let listener = c.listener as usize;
-        let parsed = handshake::parse_request(&c.inbuf, st.max_header_size);
+        let parsed = handshake::parse_request(&c.inbuf[*pos..], st.max_header_size);
         let (http, head_len) = match parsed {
             Ok(Some(p)) => p,
             Ok(None) => return false,
@@ -1058,12 +1084,17 @@ impl Server {
             return false;
         }
         let c = &mut rt.conns[key];
-        if c.inbuf.len() < head_len + body_len {
+        let start = *pos;
+        if c.inbuf.len() < start + head_len + body_len {
             return false;
         }
-        let body = c.inbuf[head_len..head_len + body_len].to_vec();
-        let rest = c.inbuf.split_off(head_len + body_len);
-        c.inbuf = rest;
+        let body = c.inbuf[start + head_len..start + head_len + body_len].to_vec();
+        *pos = start + head_len + body_len;
+        if upgrade {
+            // What follows the upgrade request is WebSocket input.
+            c.inbuf.drain(..*pos);
+            *pos = 0;
+        }
         let remote = c
             .stream
             .peer_addr()
@@ -1115,7 +1146,10 @@ impl Server {
             return false;
         }
         if keep {
-            rt.queue(key, &bytes, usize::MAX);
+            // Pipelined requests from a client that does not read are bounded like pushes.
+            if !rt.queue(key, &bytes, self.settings.buffer_output_size) {
+                return false;
+            }
             let deadline = rt.now_ms + self.settings.handshake_timeout.as_millis() as u64;
             rt.push_deadline(deadline, key, fd);
             true
@@ -1158,6 +1192,7 @@ impl Server {
             }
             head.push_str("\r\n");
             self.establish(key, fd, head.as_bytes(), None);
+            self.pending_ws_input(key, fd);
             return;
         }
         let up = match handshake::validate_upgrade(&request.http) {
@@ -1195,7 +1230,11 @@ impl Server {
                 return;
             }
         }
-        // Frames the client sent right behind its request.
+        self.pending_ws_input(key, fd);
+    }
+
+    /// Frames the client sent right behind its upgrade request.
+    fn pending_ws_input(&self, key: usize, fd: Fd) {
         let pending = {
             let mut rt = self.rt();
             match rt.conn(key, fd) {
@@ -1217,6 +1256,9 @@ impl Server {
         let mut rt = self.rt();
         let rt = &mut *rt;
         let Some(c) = rt.conn(key, fd) else { return };
+        if c.phase != Phase::Http {
+            return; // closed by a callback meanwhile
+        }
         c.phase = Phase::Ws;
         c.upgraded = true;
         let mut dec = MessageDecoder::new(DecoderConfig {
@@ -1261,12 +1303,9 @@ impl Server {
                 flags,
                 data,
             } => {
-                self.push(
-                    fd,
-                    data,
-                    OpCode::from_u8(opcode).unwrap_or(OpCode::Text),
-                    flags,
-                );
+                if let Some(op) = OpCode::from_u8(opcode) {
+                    self.push(fd, data, op, flags);
+                }
             }
             Msg::Disconnect { fd, code: 0, .. } => {
                 self.close(fd);
@@ -1479,16 +1518,33 @@ impl Server {
     /// Removes dead connections and runs their close callbacks.
     fn reap(&self) {
         loop {
-            let (fd, upgraded, why) = {
+            let (key, fd, upgraded, why) = {
                 let mut rt = self.rt();
-                let rt = &mut *rt;
                 let Some((key, why)) = rt.dead.pop() else {
                     break;
                 };
-                let Some(c) = rt.conns.try_remove(key) else {
+                let Some(c) = rt.conns.get(key) else {
                     continue;
                 };
-                let mut c = c;
+                (key, c.fd, c.upgraded, why)
+            };
+            log::debug!("fd {fd} closed ({why:?})");
+            // The callback runs while the connection's context and table entry still exist
+            // (Swoole/Hyperf clean-up code reads them in onClose); pushes to it fail.
+            let cb = if upgraded {
+                &self.cb.on_close
+            } else {
+                &self.cb.on_disconnect
+            };
+            if let Some(cb) = cb {
+                guarded("on_close", || cb(self, fd));
+            }
+            let removed = {
+                let mut rt = self.rt();
+                let rt = &mut *rt;
+                let Some(mut c) = rt.conns.try_remove(key) else {
+                    continue;
+                };
                 let _ = rt.registry.deregister(&mut c.stream);
                 rt.table.close(rt.region, key);
                 rt.table
@@ -1503,17 +1559,10 @@ impl Server {
                     .store(rt.conns.len() as u64, Ordering::Relaxed);
                 let b = std::mem::take(&mut c.outbuf);
                 rt.give_buf(b);
-                (c.fd, c.upgraded, why)
+                c
             };
-            log::debug!("fd {fd} closed ({why:?})");
-            let cb = if upgraded {
-                &self.cb.on_close
-            } else {
-                &self.cb.on_disconnect
-            };
-            if let Some(cb) = cb {
-                guarded("on_close", || cb(self, fd));
-            }
+            // User values in the context are dropped outside the runtime borrow.
+            drop(removed);
         }
     }
 
@@ -1559,7 +1608,12 @@ impl Server {
             }
         }
         self.reap();
-        let rt = self.rt();
+        let mut rt = self.rt();
+        // Best effort: messages for other workers still queued here.
+        for r in 0..rt.ipc_tx.len() {
+            let tx = rt.ipc_tx[r];
+            let _ = rt.outbox.flush(r, tx);
+        }
         rt.sync_stats();
         let h = rt.table.region(rt.region);
         h.pid.store(0, Ordering::Relaxed);

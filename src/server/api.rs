@@ -19,11 +19,14 @@ enum Owner {
 impl Server {
     fn owner(&self, rt: &Runtime, fd: Fd) -> Option<Owner> {
         let (region, slot) = rt.table.live_slot(fd)?;
-        Some(if region == rt.region {
-            Owner::Local(slot)
-        } else {
-            Owner::Remote(region)
-        })
+        if region != rt.region {
+            return Some(Owner::Remote(region));
+        }
+        // The slab entry must be this very connection (defence in depth for slot reuse).
+        rt.conns
+            .get(slot)
+            .filter(|c| c.fd == fd)
+            .map(|_| Owner::Local(slot))
     }
 
     /// Sends a message to a WebSocket client of any worker (`$server->push`).
@@ -41,6 +44,21 @@ impl Server {
                 self.settings.package_max_length
             );
             return false;
+        }
+        match opcode {
+            // A close frame goes through the closing handshake (code and reason validated).
+            OpCode::Close => {
+                let code = match data {
+                    [] => 1000,
+                    [a, b, ..] => u16::from_be_bytes([*a, *b]),
+                    [_] => return false,
+                };
+                let reason = data.get(2..).and_then(|r| std::str::from_utf8(r).ok());
+                return reason.is_some_and(|r| self.disconnect(fd, code, r));
+            }
+            // Fragmented sends are not supported through push: a message is pushed whole.
+            OpCode::Continuation => return false,
+            _ => {}
         }
         if opcode.is_control() && (data.len() > 125 || flags & FLAG_FIN == 0) {
             return false;

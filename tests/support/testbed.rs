@@ -90,7 +90,13 @@ fn main() {
         }
     });
     server.on_worker_stop(|_server, id| println!("worker stop {id}"));
-    server.on_close(|_server, fd| println!("close {fd}"));
+    server.on_close(|server, fd| {
+        // The context is still readable in on_close (Hyperf-style clean-up).
+        match server.get_context::<String>(fd, "v") {
+            Some(v) => println!("close {fd} ctx={v}"),
+            None => println!("close {fd}"),
+        }
+    });
     server.on_message(|server, frame| {
         let fd = frame.fd;
         let reply = |s: String| {
@@ -140,6 +146,11 @@ fn main() {
                 reply(format!("disconnect:{ok}"));
             }
             "close" => reply(format!("close:{}", server.close(fd_arg()))),
+            "push-close" => {
+                // A close frame pushed like a message goes through the closing handshake.
+                let ok = server.push(fd_arg(), 4000u16.to_be_bytes(), OpCode::Close, FLAG_FIN);
+                reply(format!("push-close:{ok}"));
+            }
             "panic" => panic!("panic in on_message on purpose"),
             "flood" => {
                 let size: usize = b.parse().unwrap_or(1024);
