@@ -672,3 +672,22 @@ fn a_pushed_close_frame_runs_the_closing_handshake() {
         "push:false"
     );
 }
+
+#[test]
+fn request_body_over_package_max_length_is_413() {
+    let srv = testbed(&["--with-request", "1", "--package-max-length", "1024"]);
+    let r = raw_http(
+        srv.port(),
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n",
+    );
+    assert!(r.starts_with("HTTP/1.1 413"), "{r}");
+    // A body within the limit is served.
+    let r = raw_http(
+        srv.port(),
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello",
+    );
+    assert!(
+        r.starts_with("HTTP/1.1 200") && r.contains("path=/upload"),
+        "{r}"
+    );
+}

@@ -151,10 +151,6 @@ impl Runtime {
         self.conns.get_mut(key).filter(|c| c.fd == fd)
     }
 
-    fn take_buf(&mut self) -> Vec<u8> {
-        self.pool.pop().unwrap_or_default()
-    }
-
     fn give_buf(&mut self, mut b: Vec<u8>) {
         if b.capacity() > 0 && b.capacity() <= POOL_KEEP && self.pool.len() < POOL_MAX {
             b.clear();
@@ -162,51 +158,72 @@ impl Runtime {
         }
     }
 
-    /// Queues bytes for a connection; enforces `buffer_output_size`.
+    /// Queues bytes for a connection, written at the end of the batch.
     pub fn queue(&mut self, key: usize, bytes: &[u8], limit: usize) -> bool {
-        let Some(c) = self.conns.get(key) else {
+        self.send_frame(key, bytes, &[], limit, false)
+    }
+
+    /// Writes a frame to a connection now if nothing is pending (no copy), else queues it.
+    pub fn write_or_queue(&mut self, key: usize, bytes: &[u8], limit: usize) -> bool {
+        self.send_frame(key, bytes, &[], limit, true)
+    }
+
+    /// Sends one frame (`head`, then `body`) to a connection. With `direct` and nothing queued
+    /// before it, the frame is written at once with one `writev` (no copy); otherwise — and
+    /// for whatever did not fit — it is appended to the connection's output buffer, which is
+    /// written once per event batch. A frame that would take the buffer past `limit`
+    /// (`buffer_output_size`) closes the connection instead.
+    fn send_frame(
+        &mut self,
+        key: usize,
+        head: &[u8],
+        body: &[u8],
+        limit: usize,
+        direct: bool,
+    ) -> bool {
+        let Some(c) = self.conns.get_mut(key) else {
             return false;
         };
-        if c.pending_out() + bytes.len() > limit {
+        let total = head.len() + body.len();
+        if c.pending_out() + total > limit {
             log::warn!(
                 "fd {}: output buffer would exceed buffer_output_size ({} bytes queued + {}), closing the connection",
                 c.fd,
                 c.pending_out(),
-                bytes.len()
+                total
             );
             self.kill(key, Why::OutputLimit);
             return false;
         }
-        if c.outbuf.capacity() == 0 {
-            let b = self.take_buf();
-            self.conns[key].outbuf = b;
+        let mut written = 0;
+        if direct && c.pending_out() == 0 && !c.dirty {
+            let iov = [io::IoSlice::new(head), io::IoSlice::new(body)];
+            match (&c.stream).write_vectored(&iov) {
+                Ok(w) => written = w,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    self.kill(key, Why::Io);
+                    return false;
+                }
+            }
+            if written == total {
+                return true;
+            }
         }
-        let c = &mut self.conns[key];
-        c.outbuf.extend_from_slice(bytes);
+        if c.outbuf.capacity() == 0 {
+            c.outbuf = self.pool.pop().unwrap_or_default();
+        }
+        if written < head.len() {
+            c.outbuf.extend_from_slice(&head[written..]);
+            c.outbuf.extend_from_slice(body);
+        } else {
+            c.outbuf.extend_from_slice(&body[written - head.len()..]);
+        }
         if !c.dirty {
             c.dirty = true;
             self.dirty.push(key);
         }
         true
-    }
-
-    /// Writes a frame to a connection now if nothing is pending (no copy), else queues it.
-    pub fn write_or_queue(&mut self, key: usize, bytes: &[u8], limit: usize) -> bool {
-        let Some(c) = self.conns.get_mut(key) else {
-            return false;
-        };
-        if c.pending_out() > 0 || c.dirty {
-            return self.queue(key, bytes, limit);
-        }
-        match (&c.stream).write(bytes) {
-            Ok(n) if n == bytes.len() => true,
-            Ok(n) => self.queue(key, &bytes[n..], limit),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.queue(key, bytes, limit),
-            Err(_) => {
-                self.kill(key, Why::Io);
-                false
-            }
-        }
     }
 
     /// Marks a connection for removal at the end of the batch.
@@ -304,8 +321,9 @@ impl Runtime {
         self.push_deadline(self.now_ms + LINGER_MS, key, fd);
     }
 
-    /// Starts the closing handshake from our side (or answers the peer's) with `code`.
-    pub fn send_close(&mut self, key: usize, code: u16, reason: &str, limit: usize) {
+    /// Starts the closing handshake from our side with `code` (always queued: a close frame
+    /// is not subject to `buffer_output_size`).
+    pub fn send_close(&mut self, key: usize, code: u16, reason: &str) {
         let Some(c) = self.conns.get_mut(key) else {
             return;
         };
@@ -318,8 +336,14 @@ impl Runtime {
             let frame = close_frame(&payload);
             self.table
                 .set_status(self.region, key, WEBSOCKET_STATUS_CLOSING);
-            self.queue(key, &frame, limit.max(frame.len()));
+            self.queue(key, &frame, usize::MAX);
         }
+    }
+
+    /// Fails a connection: close frame with `code`, then closed once it is written.
+    pub fn close_with(&mut self, key: usize, code: u16, reason: &str) {
+        self.send_close(key, code, reason);
+        self.kill_after_flush(key);
     }
 
     /// Encodes and queues a message for a local connection (`push`).
@@ -362,55 +386,14 @@ impl Runtime {
         let mut hdr = [0u8; 14];
         let n =
             crate::protocol::frame::encode_header(&mut hdr, fin, rsv1, opcode, payload.len(), None);
-        let total = n + payload.len();
-        if c.pending_out() + total > limit {
-            log::warn!(
-                "fd {}: output buffer would exceed buffer_output_size ({} + {} bytes), closing the connection",
-                c.fd,
-                c.pending_out(),
-                total
-            );
-            self.give_buf(scratch);
-            self.kill(key, Why::OutputLimit);
-            return false;
+        // Large messages skip the copy into the output buffer when nothing is queued.
+        let direct = payload.len() >= DIRECT_WRITE_MIN;
+        let sent = self.send_frame(key, &hdr[..n], payload, limit, direct);
+        if sent {
+            self.messages_out += 1;
         }
-        // A large message with nothing queued before it goes straight to the socket
-        // (header and payload in one writev, no copy); only what does not fit is queued.
-        let mut written = 0;
-        if payload.len() >= DIRECT_WRITE_MIN && c.pending_out() == 0 {
-            let iov = [io::IoSlice::new(&hdr[..n]), io::IoSlice::new(payload)];
-            match (&c.stream).write_vectored(&iov) {
-                Ok(w) => written = w,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => {
-                    self.give_buf(scratch);
-                    self.kill(key, Why::Io);
-                    return false;
-                }
-            }
-            if written == total {
-                self.messages_out += 1;
-                self.give_buf(scratch);
-                return true;
-            }
-        }
-        if c.outbuf.capacity() == 0 {
-            c.outbuf = self.pool.pop().unwrap_or_default();
-        }
-        c.outbuf.reserve(total - written);
-        if written < n {
-            c.outbuf.extend_from_slice(&hdr[written..n]);
-            c.outbuf.extend_from_slice(payload);
-        } else {
-            c.outbuf.extend_from_slice(&payload[written - n..]);
-        }
-        if !c.dirty {
-            c.dirty = true;
-            self.dirty.push(key);
-        }
-        self.messages_out += 1;
         self.give_buf(scratch);
-        true
+        sent
     }
 
     /// Sends an IPC message to `region`, queueing if its socket is full.
@@ -913,8 +896,7 @@ impl Server {
                 e.close_code()
             );
             let code = e.close_code();
-            rt.send_close(key, code, "", usize::MAX);
-            rt.kill_after_flush(key);
+            rt.close_with(key, code, "");
         }
     }
 
@@ -1022,8 +1004,7 @@ impl Server {
         if let Some(cb) = &self.cb.on_message {
             if guarded("on_message", || cb(self, frame)).is_none() {
                 let mut rt = self.rt();
-                rt.send_close(key, 1011, "internal error", usize::MAX);
-                rt.kill_after_flush(key);
+                rt.close_with(key, 1011, "internal error");
             }
         }
     }
@@ -1225,8 +1206,7 @@ impl Server {
         if let Some(cb) = &self.cb.on_open {
             if guarded("on_open", || cb(self, &request)).is_none() {
                 let mut rt = self.rt();
-                rt.send_close(key, 1011, "internal error", usize::MAX);
-                rt.kill_after_flush(key);
+                rt.close_with(key, 1011, "internal error");
                 return;
             }
         }
@@ -1275,7 +1255,7 @@ impl Server {
         if rt.stopping.is_some() {
             // Shutting down or reloading: the handshake succeeds, then the client is told to
             // reconnect (to the replacement worker).
-            rt.send_close(key, 1001, "server shutdown", usize::MAX);
+            rt.send_close(key, 1001, "server shutdown");
         }
     }
 
@@ -1404,22 +1384,25 @@ impl Server {
                 _ => {}
             }
         }
-        if let Some(at) = rt.accept_retry_at {
-            if now >= at {
+        // After an EMFILE back-off, retry the listeners that are ours to accept from.
+        let retry: Vec<usize> = match rt.accept_retry_at {
+            Some(at) if now >= at => {
                 rt.accept_retry_at = None;
-                drop(guard);
-                let n = self.rt().listeners.len();
-                for i in (0..n).filter(|&i| self.rt().listeners[i].registered) {
-                    self.accept_all(i);
-                }
-                return self.housekeeping_rest(now);
+                (0..rt.listeners.len())
+                    .filter(|&i| rt.listeners[i].registered)
+                    .collect()
             }
-        }
+            _ => Vec::new(),
+        };
         drop(guard);
-        self.housekeeping_rest(now);
+        for i in retry {
+            self.accept_all(i);
+        }
+        self.periodic(now);
     }
 
-    fn housekeeping_rest(&self, now: u64) {
+    /// Heartbeat, server pings, stats and listener adoption, each at its own interval.
+    fn periodic(&self, now: u64) {
         let st = &self.settings;
         let mut guard = self.rt();
         let rt = &mut *guard;
@@ -1441,8 +1424,7 @@ impl Server {
                         "fd {fd}: idle for more than {}s (heartbeat), closing",
                         idle.as_secs()
                     );
-                    rt.send_close(k, 1000, "idle timeout", usize::MAX);
-                    rt.kill_after_flush(k);
+                    rt.close_with(k, 1000, "idle timeout");
                 }
             }
         }
@@ -1593,7 +1575,7 @@ impl Server {
         // fail during a reload); `upgrade` then closes them with 1001 right away.
         for (k, phase) in keys {
             if phase == Phase::Ws {
-                rt.send_close(k, 1001, "server shutdown", usize::MAX);
+                rt.send_close(k, 1001, "server shutdown");
             }
         }
     }

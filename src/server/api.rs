@@ -29,6 +29,32 @@ impl Server {
             .map(|_| Owner::Local(slot))
     }
 
+    /// Runs `local` on this worker's slot for `fd`, or sends the message `encode` builds to
+    /// the worker that owns it — for a remote fd only while it is an established WebSocket when `need_active`.
+    /// `false` for an unknown fd and outside a worker.
+    fn route(
+        &self,
+        fd: Fd,
+        need_active: bool,
+        local: impl FnOnce(&mut Runtime, usize) -> bool,
+        encode: impl FnOnce() -> Vec<u8>,
+    ) -> bool {
+        let mut guard = self.rt.borrow_mut();
+        let Some(rt) = guard.as_deref_mut() else {
+            return false;
+        };
+        match self.owner(rt, fd) {
+            Some(Owner::Local(key)) => local(rt, key),
+            Some(Owner::Remote(region)) => {
+                if need_active && rt.table.status(fd) != WEBSOCKET_STATUS_ACTIVE {
+                    return false;
+                }
+                rt.send_ipc(region, encode())
+            }
+            None => false,
+        }
+    }
+
     /// Sends a message to a WebSocket client of any worker (`$server->push`).
     ///
     /// `flags` is `FLAG_FIN` for a whole message; add `FLAG_COMPRESS` to compress it when the
@@ -63,33 +89,21 @@ impl Server {
         if opcode.is_control() && (data.len() > 125 || flags & FLAG_FIN == 0) {
             return false;
         }
-        let mut guard = self.rt.borrow_mut();
-        let Some(rt) = guard.as_deref_mut() else {
-            return false;
-        };
-        match self.owner(rt, fd) {
-            Some(Owner::Local(key)) => rt.push_local(
-                key,
-                data,
-                opcode.as_u8(),
-                flags,
-                self.settings.buffer_output_size,
-            ),
-            Some(Owner::Remote(region)) => {
-                if rt.table.status(fd) != WEBSOCKET_STATUS_ACTIVE {
-                    return false;
-                }
-                let body = Msg::Push {
+        let limit = self.settings.buffer_output_size;
+        self.route(
+            fd,
+            true,
+            |rt, key| rt.push_local(key, data, opcode.as_u8(), flags, limit),
+            || {
+                Msg::Push {
                     fd,
                     opcode: opcode.as_u8(),
                     flags,
                     data,
                 }
-                .encode();
-                rt.send_ipc(region, body)
-            }
-            None => false,
-        }
+                .encode()
+            },
+        )
     }
 
     /// Pushes a text message (`push(fd, text, Text, FLAG_FIN)`).
@@ -106,60 +120,49 @@ impl Server {
         if !is_valid_app_close_code(code) || reason.len() > 123 {
             return false;
         }
-        let mut guard = self.rt.borrow_mut();
-        let Some(rt) = guard.as_deref_mut() else {
-            return false;
-        };
-        match self.owner(rt, fd) {
-            Some(Owner::Local(key)) => {
+        let wait = self.settings.max_wait_time.as_millis() as u64;
+        self.route(
+            fd,
+            true,
+            |rt, key| {
                 if !rt.conns.get(key).is_some_and(|c| c.can_send()) {
                     return false;
                 }
-                rt.send_close(key, code, reason, usize::MAX);
-                let wait = self.settings.max_wait_time.as_millis() as u64;
+                rt.send_close(key, code, reason);
                 rt.close_deadline(key, fd, wait);
                 true
-            }
-            Some(Owner::Remote(region)) => {
-                if rt.table.status(fd) != WEBSOCKET_STATUS_ACTIVE {
-                    return false;
-                }
-                let body = Msg::Disconnect {
+            },
+            || {
+                Msg::Disconnect {
                     fd,
                     code,
                     reason: reason.as_bytes(),
                 }
-                .encode();
-                rt.send_ipc(region, body)
-            }
-            None => false,
-        }
+                .encode()
+            },
+        )
     }
 
     /// Closes a connection of any worker without a close frame, after what is already queued
     /// for it is written (`$server->close`). Returns `false` for an unknown fd.
     pub fn close(&self, fd: Fd) -> bool {
-        let mut guard = self.rt.borrow_mut();
-        let Some(rt) = guard.as_deref_mut() else {
-            return false;
-        };
-        match self.owner(rt, fd) {
-            Some(Owner::Local(key)) => {
+        self.route(
+            fd,
+            false,
+            |rt, key| {
                 rt.kill_after_flush(key);
                 true
-            }
-            Some(Owner::Remote(region)) => {
-                // Code 0 never passes `disconnect`'s validation: it means "close, no frame".
-                let body = Msg::Disconnect {
+            },
+            // Code 0 never passes `disconnect`'s validation: it means "close, no frame".
+            || {
+                Msg::Disconnect {
                     fd,
                     code: 0,
                     reason: b"",
                 }
-                .encode();
-                rt.send_ipc(region, body)
-            }
-            None => false,
-        }
+                .encode()
+            },
+        )
     }
 
     /// Whether the connection exists (any worker, any state) (`$server->exist`).

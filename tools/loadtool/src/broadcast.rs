@@ -83,7 +83,13 @@ fn service_sub(c: &mut Conn, s: &mut Sub, t: &mut Tally, id: usize) -> bool {
         match c.read_once() {
             Ok(ReadOutcome::Data { short, .. }) => {
                 let now = Instant::now();
-                let Conn { rbuf, rlen, wbuf, parser, .. } = c;
+                let Conn {
+                    rbuf,
+                    rlen,
+                    wbuf,
+                    parser,
+                    ..
+                } = c;
                 let mut ok = true;
                 let used = parser.feed(&rbuf[..*rlen], |ev| {
                     match ev {
@@ -106,12 +112,14 @@ fn service_sub(c: &mut Conn, s: &mut Sub, t: &mut Tally, id: usize) -> bool {
                                         t.delivered += 1;
                                         t.last_delivery = Some(now);
                                         if let Some(at) = t.sent[seq] {
-                                            t.lat.saturating_record(now.duration_since(at).as_nanos().max(1) as u64);
+                                            t.lat.saturating_record(
+                                                now.duration_since(at).as_nanos().max(1) as u64,
+                                            );
                                         }
                                     }
-                                    Some(seq) if seq < t.sent.len() => {
-                                        t.error(format!("subscriber {id}: broadcast {seq} again or out of order"))
-                                    }
+                                    Some(seq) if seq < t.sent.len() => t.error(format!(
+                                        "subscriber {id}: broadcast {seq} again or out of order"
+                                    )),
                                     _ => t.error(format!(
                                         "subscriber {id}: unexpected message ending {:?}",
                                         String::from_utf8_lossy(&s.tail[..s.tlen])
@@ -194,7 +202,13 @@ fn service_http(h: &mut HttpReq, t: &mut Tally) -> Option<bool> {
                         .headers
                         .iter()
                         .find(|x| x.name.eq_ignore_ascii_case("content-length"))
-                        .and_then(|x| std::str::from_utf8(x.value).ok()?.trim().parse::<usize>().ok());
+                        .and_then(|x| {
+                            std::str::from_utf8(x.value)
+                                .ok()?
+                                .trim()
+                                .parse::<usize>()
+                                .ok()
+                        });
                     if cl.is_some_and(|cl| h.resp.len() >= head + cl) {
                         break;
                     }
@@ -211,7 +225,10 @@ fn service_http(h: &mut HttpReq, t: &mut Tally) -> Option<bool> {
     let ok = h.resp.starts_with(b"HTTP/1.") && h.resp.get(9) == Some(&b'2');
     if !ok {
         let line = h.resp.split(|&b| b == b'\r').next().unwrap_or(b"");
-        t.error(format!("trigger answered {:?}", String::from_utf8_lossy(line)));
+        t.error(format!(
+            "trigger answered {:?}",
+            String::from_utf8_lossy(line)
+        ));
     }
     Some(ok)
 }
@@ -250,13 +267,29 @@ pub fn run(o: &BroadcastOpts, probe: Option<&ServerProbe>) -> i32 {
     let total = o.conns + usize::from(http.is_none());
     let mut conns: Vec<Conn> = Vec::with_capacity(total);
     let mut progress = Progress::new(o.quiet);
-    let est = net::establish(&mut poll, &mut events, &mut conns, &target, total, &copts, &mut progress, "broadcast");
+    let est = net::establish(
+        &mut poll,
+        &mut events,
+        &mut conns,
+        &target,
+        total,
+        &copts,
+        &mut progress,
+        "broadcast",
+    );
     progress.finish();
     if let Some(e) = &est.first_error {
-        eprintln!("broadcast: {} of {total} connections failed, first: {e}", est.failed);
+        eprintln!(
+            "broadcast: {} of {total} connections failed, first: {e}",
+            est.failed
+        );
     }
     // The trigger connection, if any, is the last one established.
-    let trig_ws = if http.is_none() { conns.iter().rposition(|c| c.is_open()) } else { None };
+    let trig_ws = if http.is_none() {
+        conns.iter().rposition(|c| c.is_open())
+    } else {
+        None
+    };
     if http.is_none() && trig_ws.is_none() {
         eprintln!("broadcast: no connection to send the trigger on");
         return 1;
@@ -264,7 +297,12 @@ pub fn run(o: &BroadcastOpts, probe: Option<&ServerProbe>) -> i32 {
     let mut subs: Vec<Sub> = conns
         .iter()
         .enumerate()
-        .map(|(i, c)| Sub { next: 0, tail: [0; TAIL], tlen: 0, dead: !c.is_open() || Some(i) == trig_ws })
+        .map(|(i, c)| Sub {
+            next: 0,
+            tail: [0; TAIL],
+            tlen: 0,
+            dead: !c.is_open() || Some(i) == trig_ws,
+        })
         .collect();
     let nsubs = subs.iter().filter(|s| !s.dead).count();
     let k = o.count;
@@ -299,11 +337,17 @@ pub fn run(o: &BroadcastOpts, probe: Option<&ServerProbe>) -> i32 {
             if (all && http_done) || now.duration_since(at) > o.timeout {
                 if all {
                     if let Some(s) = t.sent[cur] {
-                        fanout.saturating_record(t.last[cur].duration_since(s).as_nanos().max(1) as u64);
+                        fanout.saturating_record(
+                            t.last[cur].duration_since(s).as_nanos().max(1) as u64
+                        );
                     }
                 }
                 if let Some(mut h) = http_req.take() {
-                    t.error(format!("trigger request {} unanswered after {:?}", h.seq, h.started.elapsed()));
+                    t.error(format!(
+                        "trigger request {} unanswered after {:?}",
+                        h.seq,
+                        h.started.elapsed()
+                    ));
                     let _ = poll.registry().deregister(&mut h.sock);
                 }
                 http_done = true;
@@ -327,9 +371,19 @@ pub fn run(o: &BroadcastOpts, probe: Option<&ServerProbe>) -> i32 {
                 match TcpStream::connect(ht.addr) {
                     Ok(mut s) => {
                         let _ = s.set_nodelay(true);
-                        let _ = poll.registry().register(&mut s, HTTP, Interest::READABLE | Interest::WRITABLE);
-                        http_req =
-                            Some(HttpReq { sock: s, req, wpos: 0, resp: Vec::new(), seq, started: Instant::now() });
+                        let _ = poll.registry().register(
+                            &mut s,
+                            HTTP,
+                            Interest::READABLE | Interest::WRITABLE,
+                        );
+                        http_req = Some(HttpReq {
+                            sock: s,
+                            req,
+                            wpos: 0,
+                            resp: Vec::new(),
+                            seq,
+                            started: Instant::now(),
+                        });
                         http_done = false;
                     }
                     Err(e) => t.error(format!("trigger connect: {e}")),
@@ -382,7 +436,10 @@ pub fn run(o: &BroadcastOpts, probe: Option<&ServerProbe>) -> i32 {
             }
         }
         progress.tick(Instant::now(), |secs| {
-            format!("[broadcast {secs:.0}s] sent={seq}/{k} delivered={} errors={}", t.delivered, t.errors)
+            format!(
+                "[broadcast {secs:.0}s] sent={seq}/{k} delivered={} errors={}",
+                t.delivered, t.errors
+            )
         });
     }
     let w = procstat::window_end(probe, &w0);
@@ -393,9 +450,23 @@ pub fn run(o: &BroadcastOpts, probe: Option<&ServerProbe>) -> i32 {
     w.warn_client("broadcast");
     let expected = (nsubs * k) as u64;
     let missing = expected.saturating_sub(t.delivered);
-    let span = t.last_delivery.map_or(0.0, |l| l.duration_since(first_trigger).as_secs_f64());
-    let rate = if span > 0.0 { t.delivered as f64 / span } else { 0.0 };
+    let span = t
+        .last_delivery
+        .map_or(0.0, |l| l.duration_since(first_trigger).as_secs_f64());
+    let rate = if span > 0.0 {
+        t.delivered as f64 / span
+    } else {
+        0.0
+    };
     let q = |h: &hdrhistogram::Histogram<u64>, p: f64| h.value_at_quantile(p) as f64 / 1000.0;
+    // Summary in µs, shared by the human and the machine-readable lines.
+    let (p50, p99, p999, max) = (
+        q(&t.lat, 0.5),
+        q(&t.lat, 0.99),
+        q(&t.lat, 0.999),
+        t.lat.max() as f64 / 1000.0,
+    );
+    let (fan50, fanmax) = (q(&fanout, 0.5), fanout.max() as f64 / 1000.0);
     let cpu_per = w.us_per(t.delivered);
     let rss = w.rss_kb();
     println!(
@@ -403,12 +474,12 @@ pub fn run(o: &BroadcastOpts, probe: Option<&ServerProbe>) -> i32 {
          deliveries/s; delivery latency p50 {:.1} µs p99 {:.1} µs p99.9 {:.1} µs max {:.1} µs; \
          fan-out complete p50 {:.1} µs max {:.1} µs; {} errors",
         t.delivered,
-        q(&t.lat, 0.5),
-        q(&t.lat, 0.99),
-        q(&t.lat, 0.999),
-        t.lat.max() as f64 / 1000.0,
-        q(&fanout, 0.5),
-        fanout.max() as f64 / 1000.0,
+        p50,
+        p99,
+        p999,
+        max,
+        fan50,
+        fanmax,
         t.errors
     );
     if probe.is_some() {
@@ -420,12 +491,12 @@ pub fn run(o: &BroadcastOpts, probe: Option<&ServerProbe>) -> i32 {
          server_cpu_us_per_delivery={cpu_per} server_rss_kb={rss} client_cpu_pct={:.1}",
         o.conns,
         t.delivered,
-        q(&t.lat, 0.5),
-        q(&t.lat, 0.99),
-        q(&t.lat, 0.999),
-        t.lat.max() as f64 / 1000.0,
-        q(&fanout, 0.5),
-        fanout.max() as f64 / 1000.0,
+        p50,
+        p99,
+        p999,
+        max,
+        fan50,
+        fanmax,
         t.errors,
         w.client_pct()
     );

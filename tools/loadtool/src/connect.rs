@@ -37,11 +37,23 @@ pub fn run(o: &ConnectArgs, probe: Option<&ServerProbe>) -> i32 {
     let mut progress = Progress::new(o.quiet);
     let base = probe.map(|p| p.sample());
     let w0 = procstat::window_start(probe);
-    let est = net::establish(&mut poll, &mut events, &mut conns, &target, o.conns, &copts, &mut progress, "connect");
+    let est = net::establish(
+        &mut poll,
+        &mut events,
+        &mut conns,
+        &target,
+        o.conns,
+        &copts,
+        &mut progress,
+        "connect",
+    );
     let w = procstat::window_end(probe, &w0);
     progress.finish();
     if let Some(e) = &est.first_error {
-        eprintln!("connect: {} of {} connections failed, first: {e}", est.failed, o.conns);
+        eprintln!(
+            "connect: {} of {} connections failed, first: {e}",
+            est.failed, o.conns
+        );
     }
     w.warn_client("connect");
 
@@ -54,7 +66,9 @@ pub fn run(o: &ConnectArgs, probe: Option<&ServerProbe>) -> i32 {
         if now >= hold_end {
             break;
         }
-        let wait = hold_end.saturating_duration_since(now).min(Duration::from_millis(500));
+        let wait = hold_end
+            .saturating_duration_since(now)
+            .min(Duration::from_millis(500));
         let _ = poll.poll(&mut events, Some(wait));
         for ev in events.iter() {
             let c = &mut conns[ev.token().0];
@@ -64,7 +78,9 @@ pub fn run(o: &ConnectArgs, probe: Option<&ServerProbe>) -> i32 {
             }
         }
         let open = est.ok - dropped;
-        progress.tick(Instant::now(), |t| format!("[connect hold {t:.0}s] open={open}"));
+        progress.tick(Instant::now(), |t| {
+            format!("[connect hold {t:.0}s] open={open}")
+        });
     }
     progress.finish();
     let after = probe.map(|p| p.sample());
@@ -100,9 +116,21 @@ pub fn run(o: &ConnectArgs, probe: Option<&ServerProbe>) -> i32 {
                 b.rss_kb,
                 a.rss_kb
             );
-            (w.us_per(est.ok as u64), a.rss_kb.to_string(), b.rss_kb.to_string(), format!("{per:.0}"), pss)
+            (
+                w.us_per(est.ok as u64),
+                a.rss_kb.to_string(),
+                b.rss_kb.to_string(),
+                format!("{per:.0}"),
+                pss,
+            )
         }
-        _ => ("na".into(), "na".into(), "na".into(), "na".into(), "na".into()),
+        _ => (
+            "na".into(),
+            "na".into(),
+            "na".into(),
+            "na".into(),
+            "na".into(),
+        ),
     };
     let spct = w.server_pct().map_or("na".into(), |p| format!("{p:.1}"));
     println!(

@@ -37,13 +37,25 @@ impl Payload {
         let mut rng = Rng::new();
         let len = OFFSETS as usize * 4 + size;
         // Printable ASCII, so any slice is valid UTF-8 for --text.
-        let pattern: Vec<u8> = (0..len).map(|_| b'!' + (rng.next_u64() % 94) as u8).collect();
-        let masked = pattern.iter().enumerate().map(|(i, b)| b ^ ws::MASK[i & 3]).collect();
-        Payload { pattern, masked, size }
+        let pattern: Vec<u8> = (0..len)
+            .map(|_| b'!' + (rng.next_u64() % 94) as u8)
+            .collect();
+        let masked = pattern
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ ws::MASK[i & 3])
+            .collect();
+        Payload {
+            pattern,
+            masked,
+            size,
+        }
     }
     #[inline]
     fn offset(conn: u32, seq: u64) -> usize {
-        let h = seq.wrapping_mul(0x9E37_79B9).wrapping_add((conn as u64).wrapping_mul(40503));
+        let h = seq
+            .wrapping_mul(0x9E37_79B9)
+            .wrapping_add((conn as u64).wrapping_mul(40503));
         4 * (h % OFFSETS) as usize
     }
     #[inline]
@@ -114,20 +126,27 @@ impl Ctx<'_> {
         }
         let exp = &self.payload.expected(ec.id, ec.recv)[ec.pos..ec.pos + chunk.len()];
         if exp != chunk {
-            self.error(format!("conn {}: echo of message {} differs from what was sent", ec.id, ec.recv));
+            self.error(format!(
+                "conn {}: echo of message {} differs from what was sent",
+                ec.id, ec.recv
+            ));
             return false;
         }
         ec.pos += chunk.len();
         if end {
             if ec.pos != size {
-                self.error(format!("conn {}: echo of {} bytes, sent {size}", ec.id, ec.pos));
+                self.error(format!(
+                    "conn {}: echo of {} bytes, sent {size}",
+                    ec.id, ec.pos
+                ));
                 return false;
             }
             let t = ec.ring[(ec.recv % self.pipeline as u64) as usize];
             ec.recv += 1;
             ec.pos = 0;
             if self.measuring {
-                self.hist.saturating_record(self.now.duration_since(t).as_nanos().max(1) as u64);
+                self.hist
+                    .saturating_record(self.now.duration_since(t).as_nanos().max(1) as u64);
                 self.done += 1;
             }
             if self.sending {
@@ -139,7 +158,13 @@ impl Ctx<'_> {
 
     /// Processes `buf`; returns bytes consumed, or None on a verification/protocol failure.
     fn process(&mut self, c: &mut Conn, ec: &mut EchoConn) -> Option<usize> {
-        let Conn { rbuf, rlen, wbuf, parser, .. } = c;
+        let Conn {
+            rbuf,
+            rlen,
+            wbuf,
+            parser,
+            ..
+        } = c;
         let buf = &rbuf[..*rlen];
         if self.raw {
             let mut rest = buf;
@@ -158,7 +183,10 @@ impl Ctx<'_> {
             ok = match ev {
                 Ev::Data { opcode, chunk, end } => {
                     if opcode != self.opcode {
-                        self.error(format!("conn {}: echo opcode {opcode}, sent {}", ec.id, self.opcode));
+                        self.error(format!(
+                            "conn {}: echo opcode {opcode}, sent {}",
+                            ec.id, self.opcode
+                        ));
                         false
                     } else {
                         self.data(wbuf, ec, chunk, end)
@@ -190,7 +218,9 @@ fn service(c: &mut Conn, ec: &mut EchoConn, cx: &mut Ctx) -> bool {
         match c.read_once() {
             Ok(ReadOutcome::Data { short, .. }) => {
                 cx.now = Instant::now();
-                let Some(used) = cx.process(c, ec) else { return false };
+                let Some(used) = cx.process(c, ec) else {
+                    return false;
+                };
                 c.consume(used);
                 if !short {
                     continue;
@@ -236,10 +266,22 @@ pub fn run(o: &EchoOpts, probe: Option<&ServerProbe>) -> i32 {
     let mut events = Events::with_capacity(1024);
     let mut conns: Vec<Conn> = Vec::with_capacity(o.conns);
     let mut progress = Progress::new(o.quiet);
-    let est = net::establish(&mut poll, &mut events, &mut conns, &target, o.conns, &copts, &mut progress, "echo");
+    let est = net::establish(
+        &mut poll,
+        &mut events,
+        &mut conns,
+        &target,
+        o.conns,
+        &copts,
+        &mut progress,
+        "echo",
+    );
     progress.finish();
     if let Some(e) = &est.first_error {
-        eprintln!("echo: {} of {} connections failed, first: {e}", est.failed, o.conns);
+        eprintln!(
+            "echo: {} of {} connections failed, first: {e}",
+            est.failed, o.conns
+        );
     }
 
     let payload = Payload::new(o.size);
@@ -298,7 +340,9 @@ pub fn run(o: &EchoOpts, probe: Option<&ServerProbe>) -> i32 {
             break;
         }
         let next = if cx.measuring { end_at } else { measure_at };
-        let wait = next.saturating_duration_since(now).min(Duration::from_millis(200));
+        let wait = next
+            .saturating_duration_since(now)
+            .min(Duration::from_millis(200));
         if let Err(e) = poll.poll(&mut events, Some(wait)) {
             if e.kind() != std::io::ErrorKind::Interrupted {
                 eprintln!("echo: poll: {e}");
@@ -322,7 +366,10 @@ pub fn run(o: &EchoOpts, probe: Option<&ServerProbe>) -> i32 {
             last_done = cx.done;
             last_t = now;
             let open = ecs.iter().filter(|e| !e.dead).count();
-            format!("[echo {t:.0}s] msgs={} rate={rate:.0}/s open={open} errors={}", cx.done, cx.errors)
+            format!(
+                "[echo {t:.0}s] msgs={} rate={rate:.0}/s open={open} errors={}",
+                cx.done, cx.errors
+            )
         });
     }
     let w = window.map(|ws| procstat::window_end(probe, &ws));
@@ -332,8 +379,12 @@ pub fn run(o: &EchoOpts, probe: Option<&ServerProbe>) -> i32 {
     if let Some(e) = cx.first_error.take() {
         eprintln!("echo: first error: {e}");
     }
-    let secs = w.as_ref().map_or(o.duration.as_secs_f64(), |w| w.wall_ns as f64 / 1e9);
+    let secs = w
+        .as_ref()
+        .map_or(o.duration.as_secs_f64(), |w| w.wall_ns as f64 / 1e9);
     let q = |p: f64| hist.value_at_quantile(p) as f64 / 1000.0;
+    // Latency summary in µs, shared by the human and the machine-readable lines.
+    let (p50, p99, p999, max) = (q(0.5), q(0.99), q(0.999), hist.max() as f64 / 1000.0);
     let open = ecs.iter().filter(|e| !e.dead).count();
     let (cpu_per, rss, spct, cpct) = match &w {
         Some(w) => {
@@ -347,7 +398,13 @@ pub fn run(o: &EchoOpts, probe: Option<&ServerProbe>) -> i32 {
         }
         None => ("na".into(), "na".into(), "na".into(), "na".into()),
     };
-    let mode = if o.raw { "raw" } else if o.text { "text" } else { "binary" };
+    let mode = if o.raw {
+        "raw"
+    } else if o.text {
+        "text"
+    } else {
+        "binary"
+    };
     println!(
         "echo {} conns ({} open), {} B {mode} messages, pipeline {pipeline}: {:.0} msgs/s over {secs:.2} s, \
          latency p50 {:.1} µs p99 {:.1} µs p99.9 {:.1} µs max {:.1} µs, {errors} errors",
@@ -355,10 +412,10 @@ pub fn run(o: &EchoOpts, probe: Option<&ServerProbe>) -> i32 {
         open,
         o.size,
         done as f64 / secs,
-        q(0.5),
-        q(0.99),
-        q(0.999),
-        hist.max() as f64 / 1000.0
+        p50,
+        p99,
+        p999,
+        max
     );
     if probe.is_some() {
         println!("server: {cpu_per} CPU µs/msg ({spct}% of a core), RSS {rss} KiB; client {cpct}% of a core");
@@ -370,10 +427,10 @@ pub fn run(o: &EchoOpts, probe: Option<&ServerProbe>) -> i32 {
         o.conns,
         o.size,
         done as f64 / secs,
-        q(0.5),
-        q(0.99),
-        q(0.999),
-        hist.max() as f64 / 1000.0
+        p50,
+        p99,
+        p999,
+        max
     );
     i32::from(errors > 0 || done == 0)
 }

@@ -14,7 +14,11 @@ use clap::{Parser, Subcommand};
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "loadtool", version, about = "Single-threaded WebSocket load generator (mio)")]
+#[command(
+    name = "loadtool",
+    version,
+    about = "Single-threaded WebSocket load generator (mio)"
+)]
 struct Cli {
     /// Pid of the server (prefork master): its CPU time and RSS, with all descendants, are
     /// read over the measured window.
@@ -78,7 +82,11 @@ enum Mode {
         conns: usize,
         /// HTTP GET to this URL triggers one broadcast; "-SEQ" is appended to it, e.g.
         /// http://127.0.0.1:9502/?message=hello
-        #[arg(long, conflicts_with = "trigger_ws", required_unless_present = "trigger_ws")]
+        #[arg(
+            long,
+            conflicts_with = "trigger_ws",
+            required_unless_present = "trigger_ws"
+        )]
         trigger: Option<String>,
         /// Send TEXT-SEQ on one extra WebSocket connection; every subscriber should receive it.
         #[arg(long)]
@@ -104,7 +112,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     } else {
         (s, 1.0)
     };
-    let v: f64 = num.trim().parse().map_err(|_| format!("bad duration {s:?}"))?;
+    let v: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| format!("bad duration {s:?}"))?;
     if !(v >= 0.0 && v.is_finite()) {
         return Err(format!("bad duration {s:?}"));
     }
@@ -125,23 +136,73 @@ fn main() {
         None => None,
     };
     let need = match &cli.mode {
-        Mode::Echo { conns, .. } | Mode::Connect { conns, .. } | Mode::Broadcast { conns, .. } => *conns as u64 + 16,
+        Mode::Echo { conns, .. } | Mode::Connect { conns, .. } | Mode::Broadcast { conns, .. } => {
+            *conns as u64 + 16
+        }
     };
     if limit < need {
         eprintln!("loadtool: warning: open-file limit {limit} is below the {need} descriptors this run needs");
     }
     let concurrency = cli.concurrency.max(1);
     let code = match cli.mode {
-        Mode::Echo { url, conns, size, duration, warmup, pipeline, text, raw } => echo::run(
-            &echo::EchoOpts { url, conns, size, duration, warmup, pipeline, text, raw, concurrency, quiet: cli.quiet },
+        Mode::Echo {
+            url,
+            conns,
+            size,
+            duration,
+            warmup,
+            pipeline,
+            text,
+            raw,
+        } => echo::run(
+            &echo::EchoOpts {
+                url,
+                conns,
+                size,
+                duration,
+                warmup,
+                pipeline,
+                text,
+                raw,
+                concurrency,
+                quiet: cli.quiet,
+            },
             probe.as_ref(),
         ),
-        Mode::Connect { url, conns, hold, raw } => connect::run(
-            &connect::ConnectArgs { url, conns, hold, raw, concurrency, quiet: cli.quiet },
+        Mode::Connect {
+            url,
+            conns,
+            hold,
+            raw,
+        } => connect::run(
+            &connect::ConnectArgs {
+                url,
+                conns,
+                hold,
+                raw,
+                concurrency,
+                quiet: cli.quiet,
+            },
             probe.as_ref(),
         ),
-        Mode::Broadcast { url, conns, trigger, trigger_ws, count, timeout } => broadcast::run(
-            &broadcast::BroadcastOpts { url, conns, trigger, trigger_ws, count, timeout, concurrency, quiet: cli.quiet },
+        Mode::Broadcast {
+            url,
+            conns,
+            trigger,
+            trigger_ws,
+            count,
+            timeout,
+        } => broadcast::run(
+            &broadcast::BroadcastOpts {
+                url,
+                conns,
+                trigger,
+                trigger_ws,
+                count,
+                timeout,
+                concurrency,
+                quiet: cli.quiet,
+            },
             probe.as_ref(),
         ),
     };

@@ -34,7 +34,9 @@ pub struct Conn {
 pub enum ReadOutcome {
     /// `n` new bytes at `rbuf[rlen-n..rlen]`; `short` when the read did not fill the space
     /// (the socket is drained for now: with edge-triggered epoll a new event will come).
-    Data { short: bool },
+    Data {
+        short: bool,
+    },
     WouldBlock,
     Eof,
 }
@@ -116,7 +118,13 @@ impl Progress {
         // SAFETY: isatty on a standard descriptor.
         let tty = unsafe { libc::isatty(2) } == 1;
         let now = Instant::now();
-        Progress { quiet, tty, start: now, last: now, printed: false }
+        Progress {
+            quiet,
+            tty,
+            start: now,
+            last: now,
+            printed: false,
+        }
     }
     pub fn restart(&mut self) {
         self.finish();
@@ -184,7 +192,13 @@ pub fn establish(
 ) -> Established {
     let t0 = Instant::now();
     let mut rng = Rng::new();
-    let mut res = Established { ok: 0, failed: 0, elapsed: Duration::ZERO, latency: new_hist(), first_error: None };
+    let mut res = Established {
+        ok: 0,
+        failed: 0,
+        elapsed: Duration::ZERO,
+        latency: new_hist(),
+        first_error: None,
+    };
     let mut started = 0usize;
     let mut inflight = 0usize;
     let mut last_scan = Instant::now();
@@ -201,7 +215,11 @@ pub fn establish(
                 Ok(mut s) => {
                     let _ = s.set_nodelay(true);
                     let tok = Token(conns.len());
-                    if let Err(e) = poll.registry().register(&mut s, tok, Interest::READABLE | Interest::WRITABLE) {
+                    if let Err(e) = poll.registry().register(
+                        &mut s,
+                        tok,
+                        Interest::READABLE | Interest::WRITABLE,
+                    ) {
                         fail(&mut res, format!("register: {e}"));
                         continue;
                     }
@@ -228,7 +246,9 @@ pub fn establish(
             }
         }
         for ev in events.iter() {
-            let Some(c) = conns.get_mut(ev.token().0) else { continue };
+            let Some(c) = conns.get_mut(ev.token().0) else {
+                continue;
+            };
             if !matches!(c.state, State::Connecting | State::Handshaking) {
                 continue;
             }
@@ -237,7 +257,9 @@ pub fn establish(
                 Ok(true) => {
                     inflight -= 1;
                     res.ok += 1;
-                    let _ = res.latency.record(c.started.elapsed().as_nanos().max(1) as u64);
+                    let _ = res
+                        .latency
+                        .record(c.started.elapsed().as_nanos().max(1) as u64);
                 }
                 Err(e) => {
                     inflight -= 1;
@@ -259,7 +281,10 @@ pub fn establish(
                 }
             }
             progress.tick(now, |t| {
-                format!("[{label} connect {t:.0}s] open={} failed={} in-flight={inflight}", res.ok, res.failed)
+                format!(
+                    "[{label} connect {t:.0}s] open={} failed={} in-flight={inflight}",
+                    res.ok, res.failed
+                )
             });
         }
     }
@@ -326,7 +351,13 @@ pub fn drain_idle(c: &mut Conn) -> bool {
     loop {
         match c.read_once() {
             Ok(ReadOutcome::Data { short, .. }) => {
-                let Conn { rbuf, rlen, parser, wbuf, .. } = c;
+                let Conn {
+                    rbuf,
+                    rlen,
+                    parser,
+                    wbuf,
+                    ..
+                } = c;
                 let mut alive = true;
                 let used = parser.feed(&rbuf[..*rlen], |ev| match ev {
                     ws::Ev::Ping(p) => {
@@ -357,7 +388,10 @@ pub fn drain_idle(c: &mut Conn) -> bool {
 pub fn raise_nofile() -> u64 {
     // SAFETY: plain getrlimit/setrlimit on a local struct.
     unsafe {
-        let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) != 0 {
             return 0;
         }

@@ -38,9 +38,18 @@ impl ServerProbe {
         let children_files = Path::new(&format!("/proc/{pid}/task/{pid}/children")).exists();
         // SAFETY: sysconf has no memory-safety preconditions.
         let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-        let tick_ns = if hz > 0 { 1_000_000_000 / hz as u64 } else { 10_000_000 };
+        let tick_ns = if hz > 0 {
+            1_000_000_000 / hz as u64
+        } else {
+            10_000_000
+        };
         let schedstat = fs::read_to_string(format!("/proc/{pid}/task/{pid}/schedstat")).is_ok();
-        Ok(ServerProbe { pid, children_files, tick_ns, schedstat })
+        Ok(ServerProbe {
+            pid,
+            children_files,
+            tick_ns,
+            schedstat,
+        })
     }
 
     /// The pid and all its descendants.
@@ -63,7 +72,8 @@ impl ServerProbe {
             let mut kids: HashMap<u32, Vec<u32>> = HashMap::new();
             if let Ok(rd) = fs::read_dir("/proc") {
                 for e in rd.flatten() {
-                    let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                    let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok())
+                    else {
                         continue;
                     };
                     if let Some(f) = read_stat_fields(pid) {
@@ -123,7 +133,11 @@ fn schedstat_ns(pid: u32) -> Option<u64> {
     let mut any = false;
     for t in rd.flatten() {
         if let Ok(s) = fs::read_to_string(t.path().join("schedstat")) {
-            if let Some(v) = s.split_whitespace().next().and_then(|x| x.parse::<u64>().ok()) {
+            if let Some(v) = s
+                .split_whitespace()
+                .next()
+                .and_then(|x| x.parse::<u64>().ok())
+            {
                 total += v;
                 any = true;
             }
@@ -140,11 +154,17 @@ fn kb_field(text: &str, key: &str) -> Option<u64> {
 }
 
 fn status_kb(pid: u32, key: &str) -> Option<u64> {
-    kb_field(&fs::read_to_string(format!("/proc/{pid}/status")).ok()?, key)
+    kb_field(
+        &fs::read_to_string(format!("/proc/{pid}/status")).ok()?,
+        key,
+    )
 }
 
 fn rollup_kb(pid: u32, key: &str) -> Option<u64> {
-    kb_field(&fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?, key)
+    kb_field(
+        &fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?,
+        key,
+    )
 }
 
 /// The load tool's own CPU time (user+system), nanoseconds.
@@ -172,7 +192,11 @@ pub struct WindowStart {
 }
 
 pub fn window_start(probe: Option<&ServerProbe>) -> WindowStart {
-    WindowStart { server: probe.map(|p| p.sample()), client: self_cpu_ns(), t: std::time::Instant::now() }
+    WindowStart {
+        server: probe.map(|p| p.sample()),
+        client: self_cpu_ns(),
+        t: std::time::Instant::now(),
+    }
 }
 
 pub fn window_end(probe: Option<&ServerProbe>, ws: &WindowStart) -> Window {
@@ -182,7 +206,11 @@ pub fn window_end(probe: Option<&ServerProbe>, ws: &WindowStart) -> Window {
         (Some(p), Some(a)) => Some((a, p.sample())),
         _ => None,
     };
-    Window { server, client_cpu_ns, wall_ns }
+    Window {
+        server,
+        client_cpu_ns,
+        wall_ns,
+    }
 }
 
 impl Window {
@@ -193,7 +221,8 @@ impl Window {
         self.server.map(|(a, b)| b.cpu_ns.saturating_sub(a.cpu_ns))
     }
     pub fn server_pct(&self) -> Option<f64> {
-        self.server_cpu_ns().map(|c| 100.0 * c as f64 / self.wall_ns.max(1) as f64)
+        self.server_cpu_ns()
+            .map(|c| 100.0 * c as f64 / self.wall_ns.max(1) as f64)
     }
     /// Server CPU µs per unit of work (message, handshake, delivery), "na" without a probe.
     pub fn us_per(&self, units: u64) -> String {
@@ -203,7 +232,8 @@ impl Window {
         }
     }
     pub fn rss_kb(&self) -> String {
-        self.server.map_or("na".into(), |(_, b)| b.rss_kb.to_string())
+        self.server
+            .map_or("na".into(), |(_, b)| b.rss_kb.to_string())
     }
     /// Warns on stderr when the load tool itself was nearly saturated.
     pub fn warn_client(&self, what: &str) {

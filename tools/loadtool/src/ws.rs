@@ -44,7 +44,10 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
         Some(i) => (&rest[..i], format!("/{}", &rest[i..])),
         None => (rest, "/".to_string()),
     };
-    let with_port = if hostport.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok()) {
+    let with_port = if hostport
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
         hostport.to_string()
     } else {
         format!("{hostport}:{default_port}")
@@ -54,7 +57,11 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
         .map_err(|e| format!("{url}: {e}"))?
         .next()
         .ok_or_else(|| format!("{url}: no address"))?;
-    Ok(Target { addr, host_header: hostport.to_string(), path })
+    Ok(Target {
+        addr,
+        host_header: hostport.to_string(),
+        path,
+    })
 }
 
 /// splitmix64, seeded from /dev/urandom: handshake keys and payload patterns.
@@ -64,7 +71,9 @@ impl Rng {
     pub fn new() -> Rng {
         use std::io::Read;
         let mut b = [0u8; 8];
-        let seeded = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b)).is_ok();
+        let seeded = std::fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut b))
+            .is_ok();
         let mut s = u64::from_le_bytes(b);
         if !seeded {
             s = std::time::SystemTime::now()
@@ -173,7 +182,11 @@ pub fn write_frame(out: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
 /// What the parser hands to its caller.
 pub enum Ev<'a> {
     /// A piece of a data message's payload; `end` when it completes the message.
-    Data { opcode: u8, chunk: &'a [u8], end: bool },
+    Data {
+        opcode: u8,
+        chunk: &'a [u8],
+        end: bool,
+    },
     Ping(&'a [u8]),
     Pong,
     Close(u16),
@@ -214,7 +227,11 @@ impl FrameParser {
                         self.msg_op = 0;
                     }
                 }
-                let go = f(Ev::Data { opcode: op, chunk: &buf[pos..pos + take], end });
+                let go = f(Ev::Data {
+                    opcode: op,
+                    chunk: &buf[pos..pos + take],
+                    end,
+                });
                 pos += take;
                 if !go {
                     return pos;
@@ -264,7 +281,11 @@ impl FrameParser {
                 let go = match op {
                     OP_PING => f(Ev::Ping(p)),
                     OP_PONG => f(Ev::Pong),
-                    OP_CLOSE => f(Ev::Close(if p.len() >= 2 { u16::from_be_bytes([p[0], p[1]]) } else { 1005 })),
+                    OP_CLOSE => f(Ev::Close(if p.len() >= 2 {
+                        u16::from_be_bytes([p[0], p[1]])
+                    } else {
+                        1005
+                    })),
                     _ => f(Ev::Error("unknown control opcode")),
                 };
                 if !go {
@@ -296,7 +317,11 @@ impl FrameParser {
                 if fin {
                     self.msg_op = 0;
                 }
-                if !f(Ev::Data { opcode: op, chunk: &[], end: fin }) {
+                if !f(Ev::Data {
+                    opcode: op,
+                    chunk: &[],
+                    end: fin,
+                }) {
                     return pos;
                 }
             } else {
@@ -312,13 +337,18 @@ mod tests {
 
     #[test]
     fn accept_matches_rfc_example() {
-        assert_eq!(&accept_for("dGhlIHNhbXBsZSBub25jZQ=="), b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_eq!(
+            &accept_for("dGhlIHNhbXBsZSBub25jZQ=="),
+            b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
     }
 
     #[test]
     fn parser_splits_and_reassembles() {
         // text "hello" as two fragments, a ping in between, then a 300-byte binary frame.
-        let mut wire = vec![0x01, 3, b'h', b'e', b'l', 0x89, 1, b'x', 0x80, 2, b'l', b'o'];
+        let mut wire = vec![
+            0x01, 3, b'h', b'e', b'l', 0x89, 1, b'x', 0x80, 2, b'l', b'o',
+        ];
         wire.extend_from_slice(&[0x82, 126, 1, 44]);
         wire.extend(std::iter::repeat_n(7u8, 300));
         for step in 1..wire.len() {
@@ -332,11 +362,19 @@ mod tests {
                 buf.extend_from_slice(chunk);
                 let n = p.feed(&buf, |ev| {
                     match ev {
-                        Ev::Data { opcode: OP_TEXT, chunk, end } => {
+                        Ev::Data {
+                            opcode: OP_TEXT,
+                            chunk,
+                            end,
+                        } => {
                             text.extend_from_slice(chunk);
                             ends += end as usize;
                         }
-                        Ev::Data { opcode: OP_BINARY, chunk, end } => {
+                        Ev::Data {
+                            opcode: OP_BINARY,
+                            chunk,
+                            end,
+                        } => {
                             bin += chunk.len();
                             ends += end as usize;
                         }

@@ -26,7 +26,9 @@ async fn handle_client(fut: upgrade::UpgradeFut) -> Result<(), WebSocketError> {
     Ok(())
 }
 
-async fn server_upgrade(mut req: Request<Incoming>) -> Result<Response<Empty<Bytes>>, WebSocketError> {
+async fn server_upgrade(
+    mut req: Request<Incoming>,
+) -> Result<Response<Empty<Bytes>>, WebSocketError> {
     let (response, fut) = upgrade::upgrade(&mut req)?;
     tokio::task::spawn(async move {
         let _ = tokio::task::unconstrained(handle_client(fut)).await;
@@ -37,7 +39,9 @@ async fn server_upgrade(mut req: Request<Incoming>) -> Result<Response<Empty<Byt
 fn main() -> std::io::Result<()> {
     let args = PeerArgs::parse_args();
     raise_nofile();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let listener = TcpListener::bind(args.addr()).await?;
         announce(listener.local_addr()?);

@@ -30,7 +30,8 @@ fn main() -> std::io::Result<()> {
         .map_err(|e| std::io::Error::new(ErrorKind::InvalidInput, format!("{e}")))?;
     let mut listener = TcpListener::bind(addr)?;
     let mut poll = Poll::new()?;
-    poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
+    poll.registry()
+        .register(&mut listener, LISTENER, Interest::READABLE)?;
     announce(listener.local_addr()?);
     let mut conns: slab::Slab<Conn> = slab::Slab::new();
     let mut events = Events::with_capacity(1024);
@@ -55,7 +56,11 @@ fn main() -> std::io::Result<()> {
                                 .register(&mut sock, tok, Interest::READABLE | Interest::WRITABLE)
                                 .is_ok()
                             {
-                                entry.insert(Conn { sock, pending: Vec::new(), pos: 0 });
+                                entry.insert(Conn {
+                                    sock,
+                                    pending: Vec::new(),
+                                    pos: 0,
+                                });
                             }
                         }
                         Err(e) if e.kind() == ErrorKind::WouldBlock => break,
@@ -68,7 +73,9 @@ fn main() -> std::io::Result<()> {
                 continue;
             }
             let key = ev.token().0;
-            let Some(c) = conns.get_mut(key) else { continue };
+            let Some(c) = conns.get_mut(key) else {
+                continue;
+            };
             if !pump(c, &mut buf) {
                 let mut c = conns.remove(key);
                 let _ = poll.registry().deregister(&mut c.sock);

@@ -32,7 +32,9 @@ async fn serve(stream: TcpStream) {
 fn main() -> std::io::Result<()> {
     let args = PeerArgs::parse_args();
     raise_nofile();
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let listener = TcpListener::bind(args.addr()).await?;
         announce(listener.local_addr()?);
