@@ -2,15 +2,17 @@
 //! heap buffers (input is read into the worker's shared buffer; output buffers come from a
 //! pool only while bytes are pending).
 
-use std::any::Any;
-use std::collections::HashMap;
-
 use mio::net::TcpStream;
 
 use crate::protocol::close::CloseState;
 use crate::protocol::decoder::MessageDecoder;
 use crate::protocol::deflate::{DeflateConfig, Deflater};
+use crate::runtime::handler::CloseReason;
 use crate::runtime::table::Fd;
+
+/// Most bytes queued for one connection, whatever the limit asked for (so that the write
+/// offset fits in 32 bits).
+pub(crate) const OUT_MAX: usize = u32::MAX as usize;
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,14 +49,17 @@ impl Compression {
     }
 }
 
-/// Per-connection user data (Hyperf's connection-level `Context`).
-pub(crate) type ContextMap = HashMap<String, Box<dyn Any>>;
-
 pub(crate) struct Conn {
     pub stream: TcpStream,
     pub fd: Fd,
-    pub listener: u8,
+    /// Index of the listening port (checked at start to fit).
+    pub listener: u16,
     pub phase: Phase,
+    /// An HTTP request of this connection is held by the handler (long-polling): whether
+    /// the connection stays open after its answer.
+    pub held: Option<bool>,
+    /// The first cause of closing, once known.
+    pub reason: Option<CloseReason>,
     /// The WebSocket handshake completed (so `on_close`, not `on_disconnect`, runs).
     pub upgraded: bool,
     /// Registered in the worker's dirty list.
@@ -67,24 +72,30 @@ pub(crate) struct Conn {
     pub close: CloseState,
     /// Unconsumed input: a partial HTTP head or a partial frame header.
     pub inbuf: Vec<u8>,
-    /// Pending output and how much of it is written.
+    /// Pending output and how much of it is written (the queue never exceeds `OUT_MAX`).
     pub outbuf: Vec<u8>,
-    pub outpos: usize,
-    /// Unix ms of the pending deadline (see `Runtime::push_deadline`); 0 = none.
-    pub deadline_ms: u64,
+    pub outpos: u32,
+    /// Low 32 bits of the monotonic ms of the connection's current deadline (see
+    /// `Core::push_deadline`): an entry of the deadline heap that does not match was
+    /// superseded.
+    pub deadline_ms: u32,
+    /// Low 32 bits of the monotonic ms of the last read (the heartbeat's idle check, which
+    /// subtracts with wrap-around: exact for idle times under 49 days).
+    pub last_recv_ms: u32,
     pub decoder: Option<MessageDecoder>,
     /// permessage-deflate for outgoing messages, when negotiated.
     pub deflater: Option<Box<Compression>>,
-    pub ctx: Option<Box<ContextMap>>,
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream, fd: Fd, listener: u8) -> Conn {
+    pub fn new(stream: TcpStream, fd: Fd, listener: u16, now_ms: u64) -> Conn {
         Conn {
             stream,
             fd,
             listener,
             phase: Phase::Http,
+            held: None,
+            reason: None,
             upgraded: false,
             dirty: false,
             want_write: false,
@@ -94,14 +105,19 @@ impl Conn {
             outbuf: Vec::new(),
             outpos: 0,
             deadline_ms: 0,
+            last_recv_ms: now_ms as u32,
             decoder: None,
             deflater: None,
-            ctx: None,
         }
     }
 
     pub fn pending_out(&self) -> usize {
-        self.outbuf.len() - self.outpos
+        self.outbuf.len() - self.outpos as usize
+    }
+
+    /// Records the first cause of closing (later causes are consequences of it).
+    pub fn set_reason(&mut self, reason: CloseReason) {
+        self.reason.get_or_insert(reason);
     }
 
     /// Whether data frames may still be sent.

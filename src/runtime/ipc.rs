@@ -42,14 +42,19 @@ pub(crate) enum Msg<'a> {
         frame: &'a [u8],
         only: Option<Vec<Fd>>,
     },
-    /// `send_message`: user data for `on_pipe_message`.
-    User { from_worker: u32, data: &'a [u8] },
+    /// A layer's own message on `channel` (the runtime does not interpret it), for the
+    /// receiver's `Handler::on_peer_message`.
+    Peer {
+        channel: u16,
+        from_worker: u32,
+        data: &'a [u8],
+    },
 }
 
 const K_PUSH: u8 = 1;
 const K_DISCONNECT: u8 = 2;
 const K_BROADCAST: u8 = 3;
-const K_USER: u8 = 4;
+const K_PEER: u8 = 4;
 
 impl Msg<'_> {
     /// Serialises the message body.
@@ -88,8 +93,13 @@ impl Msg<'_> {
                 }
                 out.extend_from_slice(frame);
             }
-            Msg::User { from_worker, data } => {
-                out.push(K_USER);
+            Msg::Peer {
+                channel,
+                from_worker,
+                data,
+            } => {
+                out.push(K_PEER);
+                out.extend_from_slice(&channel.to_le_bytes());
                 out.extend_from_slice(&from_worker.to_le_bytes());
                 out.extend_from_slice(data);
             }
@@ -99,7 +109,7 @@ impl Msg<'_> {
 
     fn payload_len(&self) -> usize {
         match self {
-            Msg::Push { data, .. } | Msg::User { data, .. } => data.len(),
+            Msg::Push { data, .. } | Msg::Peer { data, .. } => data.len(),
             Msg::Disconnect { reason, .. } => reason.len(),
             Msg::Broadcast { frame, only } => {
                 frame.len() + only.as_ref().map_or(0, |v| v.len() * 8)
@@ -143,9 +153,10 @@ impl Msg<'_> {
                     only: Some(fds),
                 })
             }
-            K_USER => Some(Msg::User {
-                from_worker: u32::from_le_bytes(rest.get(0..4)?.try_into().ok()?),
-                data: rest.get(4..)?,
+            K_PEER => Some(Msg::Peer {
+                channel: u16::from_le_bytes(rest.get(0..2)?.try_into().ok()?),
+                from_worker: u32::from_le_bytes(rest.get(2..6)?.try_into().ok()?),
+                data: rest.get(6..)?,
             }),
             _ => None,
         }
@@ -404,9 +415,15 @@ mod tests {
                 frame: b"\x81\x02hi",
                 only: Some(vec![1, 2, 3]),
             },
-            Msg::User {
+            Msg::Peer {
+                channel: 7,
                 from_worker: 3,
                 data: b"",
+            },
+            Msg::Peer {
+                channel: u16::MAX,
+                from_worker: 1,
+                data: b"layer bytes",
             },
         ];
         for m in msgs {

@@ -389,11 +389,6 @@ impl SharedTable {
             .store(now_ms, Ordering::Relaxed);
     }
 
-    /// Unix ms of the last receive on a slot of `region` (the heartbeat check).
-    pub fn last_recv_ms(&self, region: usize, slot: usize) -> u64 {
-        self.slot(region, slot).last_recv_ms.load(Ordering::Relaxed)
-    }
-
     pub fn touch_send(&self, region: usize, slot: usize, now_ms: u64) {
         self.slot(region, slot)
             .last_send_ms

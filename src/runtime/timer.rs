@@ -6,22 +6,20 @@ use std::collections::{BinaryHeap, HashMap};
 /// Identifies a timer (Swoole's timer id).
 pub type TimerId = u64;
 
-/// A timer callback. It gets the timer's own id so a `tick` can clear itself.
-pub(crate) type TimerFn<S> = Box<dyn FnMut(&S, TimerId)>;
-
-struct Entry<S> {
+struct Entry<F> {
     interval_ms: Option<u64>,
-    cb: Option<TimerFn<S>>,
+    cb: Option<F>,
 }
 
-/// Timers of one worker: a min-heap of deadlines plus the callbacks by id.
-pub(crate) struct Timers<S> {
+/// Timers of one worker: a min-heap of deadlines (monotonic milliseconds) plus the callbacks
+/// (of type `F`) by id. A callback is taken out while it runs, so it may add or clear timers.
+pub(crate) struct Timers<F> {
     next_id: TimerId,
     heap: BinaryHeap<Reverse<(u64, TimerId)>>,
-    entries: HashMap<TimerId, Entry<S>>,
+    entries: HashMap<TimerId, Entry<F>>,
 }
 
-impl<S> Timers<S> {
+impl<F> Timers<F> {
     pub fn new() -> Self {
         Timers {
             next_id: 1,
@@ -30,7 +28,7 @@ impl<S> Timers<S> {
         }
     }
 
-    pub fn add(&mut self, now_ms: u64, delay_ms: u64, repeat: bool, cb: TimerFn<S>) -> TimerId {
+    pub fn add(&mut self, now_ms: u64, delay_ms: u64, repeat: bool, cb: F) -> TimerId {
         let id = self.next_id;
         self.next_id += 1;
         let delay = delay_ms.max(1);
@@ -54,7 +52,7 @@ impl<S> Timers<S> {
     }
 
     /// Takes out the callback of the next due timer, if any.
-    pub fn pop_due(&mut self, now_ms: u64) -> Option<(TimerId, TimerFn<S>)> {
+    pub fn pop_due(&mut self, now_ms: u64) -> Option<(TimerId, F)> {
         while let Some(Reverse((d, id))) = self.heap.peek().copied() {
             if d > now_ms {
                 return None;
@@ -71,7 +69,7 @@ impl<S> Timers<S> {
     }
 
     /// Gives back a callback after it ran: a tick is rescheduled, a one-shot is dropped.
-    pub fn restore(&mut self, now_ms: u64, id: TimerId, cb: TimerFn<S>) {
+    pub fn restore(&mut self, now_ms: u64, id: TimerId, cb: F) {
         let Some(e) = self.entries.get_mut(&id) else {
             return; // cleared while running
         };
@@ -99,7 +97,8 @@ mod tests {
 
     #[test]
     fn after_fires_once_and_tick_repeats_until_cleared() {
-        let mut t: Timers<Cell<u32>> = Timers::new();
+        type Cb = Box<dyn FnMut(&Cell<u32>, TimerId)>;
+        let mut t: Timers<Cb> = Timers::new();
         let counter = Cell::new(0);
         let once = t.add(
             0,

@@ -2,19 +2,20 @@
 //! callbacks use — `push`, `disconnect`, `exist`, `connection_info`, ...
 
 mod api;
+mod context;
+mod frame;
 pub(crate) mod handle;
-pub mod request;
-pub mod settings;
+mod handler;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+pub use crate::runtime::{BroadcastReport, CloseReason, Request, Response, Settings};
+pub use frame::Frame;
 pub use handle::ServerHandle;
-pub use request::{Frame, Request, Response};
-pub use settings::Settings;
 
-use crate::runtime::table::{Fd, SharedTable};
-use crate::runtime::worker::Runtime;
+use crate::runtime::{ConnMap, Ctx, ListenSpec, ServeSpec, StartError};
+use context::ContextMap;
 
 type OpenFn = Box<dyn Fn(&Server, &Request)>;
 type MessageFn = Box<dyn Fn(&Server, &Frame)>;
@@ -22,7 +23,9 @@ type FdFn = Box<dyn Fn(&Server, Fd)>;
 type HttpFn = Box<dyn Fn(&Server, &Request, &mut Response)>;
 type WorkerFn = Box<dyn Fn(&Server, usize)>;
 type PipeFn = Box<dyn Fn(&Server, usize, &[u8])>;
-type DeferFn = Box<dyn FnOnce(&Server)>;
+
+/// The peer-channel id of `send_message` / `on_pipe_message` (other layers use their own).
+pub const PIPE_CHANNEL: u16 = 0;
 
 #[derive(Default)]
 pub(crate) struct Callbacks {
@@ -37,14 +40,7 @@ pub(crate) struct Callbacks {
     pub on_pipe_message: Option<PipeFn>,
 }
 
-/// One port the server listens on.
-#[derive(Debug, Clone)]
-pub(crate) struct ListenSpec {
-    pub host: String,
-    pub port: u16,
-    /// `false` for a plain-HTTP port: upgrade requests there go to `on_request`.
-    pub websocket: bool,
-}
+use crate::runtime::table::Fd;
 
 /// Errors of [`Server::start`].
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +65,16 @@ pub enum Error {
     Io(#[from] std::io::Error),
 }
 
+impl From<StartError> for Error {
+    fn from(e: StartError) -> Self {
+        match e {
+            StartError::Bind { addr, source } => Error::Bind { addr, source },
+            StartError::Config(m) => Error::Config(m),
+            StartError::Io(e) => Error::Io(e),
+        }
+    }
+}
+
 /// A WebSocket server in the model of Swoole's `WebSocket\Server`.
 ///
 /// Build it in `main`, register callbacks, then [`start`](Server::start): the calling process
@@ -91,16 +97,16 @@ pub struct Server {
     pub(crate) listeners: Vec<ListenSpec>,
     pub(crate) settings: Settings,
     pub(crate) cb: Callbacks,
-    /// Set at `start()`, valid in the master and every worker.
-    pub(crate) table: Option<SharedTable>,
-    /// The worker's reactor state; `None` in the master.
-    pub(crate) rt: RefCell<Option<Box<Runtime>>>,
-    /// Work queued with `defer`, run after the current event.
-    pub(crate) deferred: RefCell<Vec<DeferFn>>,
     /// Configuration file re-read on every reload (`SIGUSR1`).
     pub(crate) config_file: Option<std::path::PathBuf>,
     /// Extra shared values users attach (e.g. a router), kept alive for the server's life.
     pub(crate) extensions: RefCell<Vec<Rc<dyn std::any::Any>>>,
+    /// The worker's context; `None` in the master.
+    pub(crate) cx: RefCell<Option<Ctx<Server>>>,
+    /// Per-connection user values (`set_context` / `get_context`).
+    pub(crate) contexts: RefCell<ConnMap<Box<ContextMap>>>,
+    /// Why the connection being closed closed, while `on_close` / `on_disconnect` runs.
+    pub(crate) close_reason: Cell<Option<CloseReason>>,
 }
 
 impl Server {
@@ -114,11 +120,11 @@ impl Server {
             }],
             settings: Settings::default(),
             cb: Callbacks::default(),
-            table: None,
-            rt: RefCell::new(None),
-            deferred: RefCell::new(Vec::new()),
             config_file: None,
             extensions: RefCell::new(Vec::new()),
+            cx: RefCell::new(None),
+            contexts: RefCell::new(ConnMap::new()),
+            close_reason: Cell::new(None),
         }
     }
 
@@ -139,9 +145,13 @@ impl Server {
         Ok(self)
     }
 
-    /// The current settings.
-    pub fn settings(&self) -> &Settings {
-        &self.settings
+    /// The settings: inside a worker, the ones it runs with (a reload may have re-read the
+    /// configuration file); in the master, the ones given.
+    pub fn settings(&self) -> Settings {
+        match self.cx.borrow().as_ref() {
+            Some(cx) => cx.settings().clone(),
+            None => self.settings.clone(),
+        }
     }
 
     /// Listens on one more port with the same callbacks (`$server->addListener`).
@@ -247,6 +257,11 @@ impl Server {
         if self.cb.on_message.is_none() {
             return Err(Error::NoOnMessage);
         }
-        crate::runtime::master::run(self)
+        let spec = ServeSpec {
+            listeners: self.listeners.clone(),
+            settings: self.settings.clone(),
+            config_file: self.config_file.clone(),
+        };
+        crate::runtime::serve(spec, self).map_err(Error::from)
     }
 }

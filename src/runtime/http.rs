@@ -1,8 +1,8 @@
-//! `Request`, `Response` and `Frame`: what callbacks receive.
+//! HTTP `Request` and `Response` as handlers see them (Swoole's `Swoole\Http\Request` and
+//! `Swoole\Http\Response`).
 
 use std::net::SocketAddr;
 
-use crate::protocol::frame::OpCode;
 use crate::protocol::handshake::HttpRequest;
 use crate::runtime::table::Fd;
 
@@ -118,6 +118,17 @@ impl Default for Response {
 }
 
 impl Response {
+    /// `400 Bad Request` with `Connection: close` (what a plain request gets where nothing
+    /// serves it).
+    pub fn bad_request() -> Response {
+        let mut r = Response::default();
+        r.status(400)
+            .header("Content-Type", "text/html")
+            .write("<html><body><h2>400 Bad Request</h2></body></html>")
+            .close();
+        r
+    }
+
     /// Sets the status code.
     pub fn status(&mut self, code: u16) -> &mut Self {
         self.status = code;
@@ -127,6 +138,21 @@ impl Response {
     /// The status code set so far.
     pub fn status_code(&self) -> u16 {
         self.status
+    }
+
+    /// The headers set so far, in order.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+
+    /// The body written so far.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Whether the connection closes after this response ([`close`](Response::close)).
+    pub fn closes(&self) -> bool {
+        self.close
     }
 
     /// Adds a header.
@@ -173,37 +199,6 @@ impl Response {
                 self.status = e.status();
                 false
             }
-        }
-    }
-}
-
-/// A message received from a client (Swoole's `Swoole\WebSocket\Frame`). Fragmented messages
-/// arrive reassembled; text is valid UTF-8.
-#[derive(Debug, Clone, Copy)]
-pub struct Frame<'a> {
-    /// Connection id of the sender.
-    pub fd: Fd,
-    /// Payload (inflated if it was compressed).
-    pub data: &'a [u8],
-    /// `Text` or `Binary`; `Ping`, `Pong` and `Close` only with the `open_websocket_*_frame`
-    /// settings.
-    pub opcode: OpCode,
-    /// `FLAG_FIN`, plus `FLAG_COMPRESS` if the message came compressed.
-    pub flags: u8,
-    /// Always `true`: messages are reassembled before the callback.
-    pub finish: bool,
-    /// Close frames: the peer's code (0 when it sent none).
-    pub code: u16,
-    /// Close frames: the peer's reason.
-    pub reason: &'a str,
-}
-
-impl<'a> Frame<'a> {
-    /// The payload as text, when it is a text message.
-    pub fn text(&self) -> Option<&'a str> {
-        match self.opcode {
-            OpCode::Text => std::str::from_utf8(self.data).ok(),
-            _ => None,
         }
     }
 }

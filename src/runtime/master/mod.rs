@@ -1,0 +1,242 @@
+//! The master process: binds the listeners (they belong to it for the life of the server),
+//! creates the shared table and the IPC channels, forks and supervises the workers, and turns
+//! signals into shutdown and rolling reloads.
+//!
+//! Files: `bind` (sockets and capacity), `supervise` (signals, crashes, restarts, shutdown),
+//! `reload` (SIGUSR1); this one starts everything and forks.
+
+mod bind;
+mod reload;
+mod supervise;
+
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use nix::unistd::{fork, ForkResult, Pid};
+use socket2::Socket;
+
+use crate::runtime::clock;
+use crate::runtime::handler::Handler;
+use crate::runtime::ipc::Channel;
+use crate::runtime::settings::Settings;
+use crate::runtime::signals::SignalPipe;
+use crate::runtime::table::SharedTable;
+use crate::runtime::worker::{run_worker, WorkerBoot, WorkerListener};
+use crate::runtime::StartError as Error;
+
+/// One port to listen on.
+#[derive(Debug, Clone)]
+pub struct ListenSpec {
+    /// Host or address to bind.
+    pub host: String,
+    /// Port (0 picks a free port, printed at start).
+    pub port: u16,
+    /// `false` for a plain-HTTP port: upgrade requests there are plain requests.
+    pub websocket: bool,
+}
+
+/// What [`serve`] runs: the ports, the settings, and a configuration file re-read on reload.
+#[derive(Debug, Clone)]
+pub struct ServeSpec {
+    /// Ports to listen on, in order.
+    pub listeners: Vec<ListenSpec>,
+    /// Settings at start.
+    pub settings: Settings,
+    /// Re-read on every rolling reload (`SIGUSR1`); workers started by the reload get the new
+    /// settings.
+    pub config_file: Option<PathBuf>,
+}
+
+/// One listening port: a SO_REUSEPORT socket per worker id, all owned by the master.
+struct BoundPort {
+    addr: SocketAddr,
+    websocket: bool,
+    per_worker: Vec<Socket>,
+}
+
+/// A worker id's current process.
+struct WorkerSlot {
+    pid: Option<Pid>,
+    region: usize,
+    started: Instant,
+    /// Consecutive quick crashes, for back-off.
+    crashes: u32,
+    restart_at: Option<Instant>,
+}
+
+/// A reload step in progress: worker `id` has a replacement starting in `new_region`.
+struct ReloadStep {
+    id: usize,
+    old_pid: Pid,
+    old_region: usize,
+    new_pid: Pid,
+    new_region: usize,
+    deadline: Instant,
+}
+
+struct Master<H> {
+    /// Moved into each forked child (the master's copy stays for later forks).
+    handler: Option<H>,
+    settings: Settings,
+    config_file: Option<PathBuf>,
+    ports: Vec<BoundPort>,
+    channels: Vec<Channel>,
+    table: SharedTable,
+    workers: Vec<WorkerSlot>,
+    reload_queue: VecDeque<usize>,
+    reload: Option<ReloadStep>,
+    /// Old workers told to stop by a reload: (pid, region, kill deadline).
+    retiring: Vec<(Pid, usize, Instant)>,
+}
+
+/// Runs a server: makes the calling process the master, which binds `spec`'s ports, forks
+/// `worker_num` workers running `handler`, supervises them and returns after a graceful
+/// shutdown (SIGTERM/SIGINT). Never returns in the workers.
+pub fn serve<H: Handler>(spec: ServeSpec, handler: H) -> Result<(), Error> {
+    let mut st = spec.settings;
+    if st.worker_num == 0 {
+        return Err(Error::Config("worker_num must be at least 1".into()));
+    }
+    if spec.listeners.len() > usize::from(u16::MAX) {
+        return Err(Error::Config(format!(
+            "{} ports: at most {} are supported",
+            spec.listeners.len(),
+            u16::MAX
+        )));
+    }
+    clock::mono_ms(); // the epoch, shared by the workers forked below
+    let (max_conn, slots) = bind::capacity(st.max_conn, st.worker_num);
+    st.max_conn = max_conn as usize;
+    let mut ports = Vec::new();
+    for l in &spec.listeners {
+        let (addr, per_worker) = bind::bind_port(&l.host, l.port, st.worker_num, st.backlog)?;
+        ports.push(BoundPort {
+            addr,
+            websocket: l.websocket,
+            per_worker,
+        });
+    }
+    let regions = st.worker_num * 2;
+    let table = SharedTable::create(regions, slots)?;
+    let g = table.global();
+    g.master_pid.store(std::process::id(), Ordering::Relaxed);
+    g.worker_num.store(st.worker_num as u32, Ordering::Relaxed);
+    g.started_ms.store(clock::wall_ms(), Ordering::Relaxed);
+    let channels: Vec<Channel> = (0..regions)
+        .map(|_| Channel::new(4 << 20))
+        .collect::<io::Result<_>>()?;
+    if let Some(p) = &st.pid_file {
+        std::fs::write(p, format!("{}\n", std::process::id()))?;
+    }
+    let sig = SignalPipe::install(&[
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGCHLD,
+    ])?;
+    announce(&spec.listeners, &ports, st.worker_num);
+    let pid_file = st.pid_file.clone();
+    let mut m = Master {
+        handler: Some(handler),
+        settings: st,
+        config_file: spec.config_file,
+        ports,
+        channels,
+        table,
+        workers: Vec::new(),
+        reload_queue: VecDeque::new(),
+        reload: None,
+        retiring: Vec::new(),
+    };
+    let res = m.start_workers().and_then(|()| m.supervise(&sig));
+    if let Some(p) = &pid_file {
+        let _ = std::fs::remove_file(p);
+    }
+    res
+}
+
+/// The start-up lines (Swoole/Hyperf print the same).
+fn announce(specs: &[ListenSpec], ports: &[BoundPort], workers: usize) {
+    for (p, l) in ports.iter().zip(specs) {
+        let kind = if p.websocket { "WebSocket" } else { "HTTP" };
+        println!("{kind} Server listening at {}:{}", l.host, p.addr.port());
+    }
+    let _ = io::stdout().flush();
+    log::info!(
+        "master pid {} starting {workers} workers",
+        std::process::id()
+    );
+}
+
+impl<H: Handler> Master<H> {
+    fn start_workers(&mut self) -> Result<(), Error> {
+        for id in 0..self.settings.worker_num {
+            let pid = self.spawn(id, id)?;
+            self.workers.push(WorkerSlot {
+                pid: Some(pid),
+                region: id,
+                started: Instant::now(),
+                crashes: 0,
+                restart_at: None,
+            });
+        }
+        Ok(())
+    }
+
+    fn spawn(&mut self, id: usize, region: usize) -> io::Result<Pid> {
+        let _ = io::stdout().flush();
+        let master_pid = nix::unistd::getpid().as_raw();
+        self.table.region(region).ready.store(0, Ordering::Relaxed);
+        // SAFETY: the master is single-threaded; the child only runs the worker and exits.
+        match unsafe { fork() }.map_err(io::Error::from)? {
+            ForkResult::Parent { child } => {
+                self.table
+                    .region(region)
+                    .pid
+                    .store(child.as_raw() as u32, Ordering::Relaxed);
+                Ok(child)
+            }
+            ForkResult::Child => {
+                crate::runtime::signals::detach_from_parent();
+                let boot = self.boot(id, region, master_pid);
+                match self.handler.take() {
+                    Some(h) => run_worker(h, boot),
+                    None => std::process::exit(1),
+                }
+            }
+        }
+    }
+
+    fn boot(&self, id: usize, region: usize, master_pid: i32) -> WorkerBoot {
+        WorkerBoot {
+            worker_id: id,
+            region,
+            listeners: self
+                .ports
+                .iter()
+                .map(|p| WorkerListener {
+                    per_worker: p.per_worker.iter().map(|s| s.as_raw_fd()).collect(),
+                    port: p.addr.port(),
+                    websocket: p.websocket,
+                })
+                .collect(),
+            ipc_rx: self.channels[region].rx.as_raw_fd(),
+            ipc_tx: self.channels.iter().map(|c| c.tx.as_raw_fd()).collect(),
+            master_pid,
+            table: self.table,
+            settings: self.settings.clone(),
+        }
+    }
+
+    /// How long a retiring worker may take: its drain time plus a grace second.
+    fn drain_deadline(&self) -> Instant {
+        Instant::now() + self.settings.max_wait_time + Duration::from_secs(1)
+    }
+}

@@ -1,0 +1,105 @@
+//! Rolling reload (SIGUSR1): one worker id at a time, the replacement accepting before the
+//! old worker stops; the configuration file is re-read first.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+
+use super::{Master, ReloadStep};
+use crate::runtime::handler::Handler;
+use crate::runtime::settings::Settings;
+use crate::runtime::StartError as Error;
+
+impl<H: Handler> Master<H> {
+    /// Drives the rolling reload: one worker id at a time, the replacement must be ready
+    /// (accepting on the same SO_REUSEPORT socket) before the old one is told to stop.
+    pub(super) fn step_reload(&mut self) -> Result<(), Error> {
+        if let Some(step) = &self.reload {
+            let ready = self
+                .table
+                .region(step.new_region)
+                .ready
+                .load(Ordering::Acquire)
+                == 1;
+            if ready || Instant::now() >= step.deadline {
+                let step = self.reload.take().expect("checked above");
+                if !ready {
+                    log::warn!("master: Worker#{} replacement not ready in time; retiring the old one anyway", step.id);
+                }
+                let _ = kill(step.old_pid, Signal::SIGTERM);
+                // It gets max_wait_time to drain, then a grace second, then SIGKILL.
+                let deadline = self.drain_deadline();
+                self.retiring
+                    .push((step.old_pid, step.old_region, deadline));
+                let w = &mut self.workers[step.id];
+                w.pid = Some(step.new_pid);
+                w.region = step.new_region;
+                w.started = Instant::now();
+                w.crashes = 0;
+            }
+            return Ok(());
+        }
+        let Some(id) = self.reload_queue.front().copied() else {
+            return Ok(());
+        };
+        let (old_pid, old_region) = match self.workers[id].pid {
+            Some(p) => (p, self.workers[id].region),
+            None => {
+                self.reload_queue.pop_front();
+                return Ok(()); // being restarted anyway
+            }
+        };
+        let n = self.workers.len();
+        let new_region = if old_region < n {
+            old_region + n
+        } else {
+            old_region - n
+        };
+        // The other region may still belong to a previous generation that is draining.
+        if self.table.region(new_region).pid.load(Ordering::Relaxed) != 0 {
+            return Ok(());
+        }
+        self.reload_queue.pop_front();
+        let new_pid = match self.spawn(id, new_region) {
+            Ok(p) => p,
+            Err(e) => {
+                log::error!(
+                    "master: cannot fork a replacement for Worker#{id}: {e}; its reload is skipped"
+                );
+                return Ok(());
+            }
+        };
+        self.reload = Some(ReloadStep {
+            id,
+            old_pid,
+            old_region,
+            new_pid,
+            new_region,
+            deadline: Instant::now() + Duration::from_secs(5),
+        });
+        Ok(())
+    }
+
+    /// Re-reads the configuration file, if the server was started from one. A file that does
+    /// not parse keeps the running settings (and says why).
+    pub(super) fn reread_config(&mut self) {
+        let Some(path) = self.config_file.clone() else {
+            return;
+        };
+        match Settings::from_file(&self.settings, &path) {
+            Ok(mut s) => {
+                let kept = s.keep_fixed(&self.settings);
+                if !kept.is_empty() {
+                    log::warn!(
+                        "master: {} cannot change on reload; restart the server to change them",
+                        kept.join(", ")
+                    );
+                }
+                self.settings = s;
+                log::info!("master: configuration re-read from {}", path.display());
+            }
+            Err(e) => log::error!("master: keeping the running settings: {e}"),
+        }
+    }
+}

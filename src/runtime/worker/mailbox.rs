@@ -1,0 +1,73 @@
+//! Work sent to a worker from other threads of its process (a user's thread pool, a Redis
+//! subscriber): closures queued on a channel, run on the reactor thread after a `Waker` wakes
+//! it.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+use mio::Waker;
+
+use super::{guarded, Ctx, Worker};
+use crate::runtime::handler::Handler;
+
+/// A closure to run on the worker, with its handler and context.
+pub(crate) type Job<H> = Box<dyn FnOnce(&H, &Ctx<H>) + Send>;
+
+/// `Send + Sync + Clone` access to one worker from other threads of its process: each
+/// [`run`](WorkerHandle::run) queues a closure and wakes the reactor, which runs it between
+/// events (with no runtime borrow held, like any handler method).
+///
+/// ```no_run
+/// # use prefork_ws::runtime::{Ctx, Handler, ConnId, Message};
+/// # struct App;
+/// # impl Handler for App { fn on_message(&self, _: &Ctx<Self>, _: ConnId, _: Message<'_>) {} }
+/// fn start_pusher(cx: &Ctx<App>, fd: u64) {
+///     let handle = cx.handle();
+///     std::thread::spawn(move || {
+///         handle.run(move |_app, cx| {
+///             cx.push(fd, b"from a thread", prefork_ws::OpCode::Text, prefork_ws::FLAG_FIN);
+///         });
+///     });
+/// }
+/// ```
+pub struct WorkerHandle<H> {
+    tx: Sender<Job<H>>,
+    waker: Arc<Waker>,
+    _h: PhantomData<fn(&H)>,
+}
+
+impl<H> Clone for WorkerHandle<H> {
+    fn clone(&self) -> Self {
+        WorkerHandle {
+            tx: self.tx.clone(),
+            waker: self.waker.clone(),
+            _h: PhantomData,
+        }
+    }
+}
+
+impl<H: Handler> WorkerHandle<H> {
+    pub(crate) fn new(tx: Sender<Job<H>>, waker: Arc<Waker>) -> Self {
+        WorkerHandle {
+            tx,
+            waker,
+            _h: PhantomData,
+        }
+    }
+
+    /// Runs `f` on the worker's thread. `false` only if the worker is gone.
+    pub fn run(&self, f: impl FnOnce(&H, &Ctx<H>) + Send + 'static) -> bool {
+        self.tx.send(Box::new(f)).is_ok() && self.waker.wake().is_ok()
+    }
+}
+
+impl<H: Handler> Worker<H> {
+    /// Runs the jobs queued by other threads.
+    pub(super) fn on_jobs(&self) {
+        let jobs: Vec<Job<H>> = self.cx.inner().jobs_rx.try_iter().collect();
+        for job in jobs {
+            guarded("worker handle job", || job(&self.handler, &self.cx));
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! A worker process: one mio reactor, its connections in a slab, the event loop.
+//!
+//! mio is edge-triggered on Linux. Reads go into one buffer per worker; a read that returns
+//! less than the buffer size has drained the socket, so the loop does not issue the extra
+//! `read` that would only return `EAGAIN`. Output for a connection is appended to its pending
+//! buffer and written once per event batch (one `write` per connection per burst, not per
+//! frame). Closing is always deferred to the end of the batch, so a handler can never see its
+//! connection's slot freed or reused under it.
+//!
+//! The state is split in two: [`Core`] is the reactor's data (connections, buffers, listeners,
+//! channels, deadlines) and knows nothing of handlers; [`Worker`] owns the [`Handler`] and the
+//! [`Ctx`] and is where handler methods are called — never while `Core` is borrowed.
+//!
+//! Files, one job each: `boot` (start a worker), `event_loop`, `accept`, `read`, `output`,
+//! `http`, `upgrade`, `websocket`, `peers` (other workers), `housekeeping` (deadlines,
+//! heartbeat, pings, stats), `lifecycle` (batch end, reaping, stopping), `mailbox` (other
+//! threads), `context` (the public `Ctx`), `tokens`.
+
+mod accept;
+mod boot;
+mod context;
+mod event_loop;
+mod housekeeping;
+mod http;
+mod lifecycle;
+mod mailbox;
+mod output;
+mod peers;
+mod read;
+mod tokens;
+mod upgrade;
+mod websocket;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::os::fd::RawFd;
+
+use mio::net::TcpListener;
+use mio::Registry;
+use slab::Slab;
+
+pub use context::{BroadcastReport, Ctx};
+pub use mailbox::WorkerHandle;
+
+pub(crate) use boot::{run_worker, WorkerBoot, WorkerListener};
+
+use crate::runtime::conn::Conn;
+use crate::runtime::handler::Handler;
+use crate::runtime::ipc::Outbox;
+use crate::runtime::settings::Settings;
+use crate::runtime::table::{Fd, SharedTable};
+use tokens::Tokens;
+
+/// Per-worker read buffer.
+const READ_BUF: usize = 64 * 1024;
+/// Pooled output buffers larger than this are freed instead of kept.
+const POOL_KEEP: usize = 64 * 1024;
+const POOL_MAX: usize = 256;
+/// Pushes at least this large are written directly when nothing is queued (saves a copy; a
+/// syscall per message is cheap next to copying this much).
+const DIRECT_WRITE_MIN: usize = 8 * 1024;
+/// After our last bytes, how long a lingering close waits for the peer's FIN.
+const LINGER_MS: u64 = 2000;
+
+/// One listening socket: our own (always registered) or another worker id's, registered only
+/// while that worker is down so that connections hashed to its queue are not stranded.
+struct ListenerRt {
+    sock: TcpListener,
+    /// Index of the port in `Core::ports`.
+    port_idx: u16,
+    /// Worker id the socket belongs to.
+    owner: usize,
+    server_fd: RawFd,
+    registered: bool,
+}
+
+/// A listening port: number and whether WebSocket upgrades are served there.
+#[derive(Debug, Clone, Copy)]
+struct PortRt {
+    port: u16,
+    websocket: bool,
+}
+
+/// The reactor's state. Borrowed only for short, callback-free stretches (see [`Ctx`]).
+pub(crate) struct Core {
+    worker_id: usize,
+    region: usize,
+    worker_num: usize,
+    table: SharedTable,
+    registry: Registry,
+    tokens: Tokens,
+    conns: Slab<Conn>,
+    listeners: Vec<ListenerRt>,
+    ports: Vec<PortRt>,
+    rbuf: Vec<u8>,
+    dirty: Vec<usize>,
+    dead: Vec<usize>,
+    /// Connections whose input was not drained within their read budget.
+    more_input: Vec<usize>,
+    /// Connections whose held request was answered (pipelined input may wait).
+    resume: Vec<usize>,
+    pool: Vec<Vec<u8>>,
+    outbox: Outbox,
+    ipc_tx: Vec<RawFd>,
+    ipc_tx_registered: Vec<bool>,
+    ipc_rx: RawFd,
+    /// (monotonic deadline, key, fd): handshake, closing and linger deadlines.
+    deadlines: BinaryHeap<Reverse<(u64, usize, Fd)>>,
+    /// Monotonic milliseconds at the start of the current batch.
+    now: u64,
+    /// Wall-clock milliseconds at the start of the batch (for the table only).
+    wall: u64,
+    stopping: Option<u64>,
+    accept_retry_at: Option<u64>,
+    next_heartbeat: u64,
+    next_ping: u64,
+    next_sync: u64,
+    subprotocols: Vec<String>,
+    settings: std::rc::Rc<Settings>,
+    messages_in: u64,
+    messages_out: u64,
+    accepted: u64,
+    closed: u64,
+    slots: usize,
+}
+
+impl Core {
+    /// The connection in `key` if it is still `fd` (a slot may be reused by then).
+    fn conn(&mut self, key: usize, fd: Fd) -> Option<&mut Conn> {
+        self.conns.get_mut(key).filter(|c| c.fd == fd)
+    }
+}
+
+/// A running worker: the handler, and the context its methods get.
+pub(crate) struct Worker<H: Handler> {
+    handler: H,
+    cx: Ctx<H>,
+}
+
+/// Catches a panic from user code; logs it and returns `None`.
+pub(crate) fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Option<R> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(r) => Some(r),
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            log::error!("panic in {what}: {msg}");
+            None
+        }
+    }
+}
+
+impl Core {
+    fn set_clock(&mut self, mono: u64, wall: u64) {
+        self.now = mono;
+        self.wall = wall;
+    }
+
+    fn has_resumable(&self) -> bool {
+        !self.more_input.is_empty() || !self.resume.is_empty()
+    }
+
+    /// Connections with input left by the read budget, and (key, fd) of connections whose
+    /// held request was answered.
+    fn take_resumable(&mut self) -> (Vec<usize>, Vec<(usize, Fd)>) {
+        let more = std::mem::take(&mut self.more_input);
+        let resume = std::mem::take(&mut self.resume)
+            .into_iter()
+            .filter_map(|k| Some((k, self.conns.get(k)?.fd)))
+            .collect();
+        (more, resume)
+    }
+}

@@ -1,0 +1,184 @@
+//! Other workers: where an fd lives, sending over the IPC channels, and applying what other
+//! workers sent (pushes, closes, broadcasts, layers' peer messages).
+
+use std::sync::atomic::Ordering;
+
+use mio::unix::SourceFd;
+use mio::Interest;
+
+use super::context::Owner;
+use super::{guarded, Core, Worker};
+use crate::protocol::frame::OpCode;
+use crate::runtime::handler::Handler;
+use crate::runtime::ipc::{Msg, SendState};
+use crate::runtime::table::Fd;
+
+/// Per other region: the fds to reach there (`None`: every established connection).
+pub(super) type Targets = Vec<(usize, Option<Vec<Fd>>)>;
+
+impl Core {
+    /// Where `fd` lives: a local slot (checked against the slab, defence in depth for slot
+    /// reuse) or another region. `None` for an fd that is not open.
+    pub(super) fn owner(&self, fd: Fd) -> Option<Owner> {
+        let (region, slot) = self.table.live_slot(fd)?;
+        if region != self.region {
+            return Some(Owner::Remote(region));
+        }
+        self.conns
+            .get(slot)
+            .filter(|c| c.fd == fd)
+            .map(|_| Owner::Local(slot))
+    }
+
+    /// Sends an IPC message to `region`, queueing if its socket is full.
+    pub(super) fn send_ipc(&mut self, region: usize, body: Vec<u8>) -> bool {
+        let tx = self.ipc_tx[region];
+        match self.outbox.send(region, tx, body) {
+            Ok(SendState::Done) => true,
+            Ok(SendState::Queued) => {
+                if !self.ipc_tx_registered[region] {
+                    let token = self.tokens.ipc_tx(region);
+                    if self
+                        .registry
+                        .register(&mut SourceFd(&tx), token, Interest::WRITABLE)
+                        .is_ok()
+                    {
+                        self.ipc_tx_registered[region] = true;
+                    }
+                }
+                true
+            }
+            Err(e) => {
+                log::error!("ipc to region {region} failed: {e}");
+                false
+            }
+        }
+    }
+
+    /// A full channel became writable again.
+    pub(super) fn flush_ipc(&mut self, region: usize) {
+        let tx = self.ipc_tx[region];
+        let _ = self.outbox.flush(region, tx);
+    }
+
+    /// The region currently serving `worker_id` (the newest ready one during a reload).
+    pub(super) fn region_for_worker(&self, worker_id: usize) -> Option<usize> {
+        [worker_id, worker_id + self.worker_num]
+            .into_iter()
+            .filter(|&r| r < self.table.regions())
+            .filter(|&r| {
+                let h = self.table.region(r);
+                h.pid.load(Ordering::Relaxed) != 0 && h.ready.load(Ordering::Relaxed) == 1
+            })
+            .max_by_key(|&r| self.table.region(r).started_ms.load(Ordering::Relaxed))
+    }
+
+    /// Who gets a broadcast: the other regions (with their fds when `only` lists fds) and the
+    /// local fds (`None`: every established local connection).
+    pub(super) fn broadcast_targets(&self, only: Option<&[Fd]>) -> (Targets, Option<Vec<Fd>>) {
+        let Some(fds) = only else {
+            let others = (0..self.table.regions())
+                .filter(|&r| r != self.region)
+                .filter(|&r| self.table.region(r).pid.load(Ordering::Relaxed) != 0)
+                .map(|r| (r, None))
+                .collect();
+            return (others, None);
+        };
+        let mut per: Vec<Vec<Fd>> = vec![Vec::new(); self.table.regions()];
+        for &fd in fds {
+            if let Some(r) = self.table.region_of(fd) {
+                per[r].push(fd);
+            }
+        }
+        let local = std::mem::take(&mut per[self.region]);
+        let others = per
+            .into_iter()
+            .enumerate()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(r, v)| (r, Some(v)))
+            .collect();
+        (others, Some(local))
+    }
+
+    /// Writes an already encoded frame to every established local connection (or the listed
+    /// ones). Returns how many it was written or queued to.
+    pub(super) fn broadcast_local(&mut self, frame: &[u8], only: Option<&[Fd]>) -> usize {
+        let limit = self.settings.buffer_output_size;
+        let keys: Vec<usize> = match only {
+            Some(fds) => fds
+                .iter()
+                .filter_map(|&fd| match self.owner(fd)? {
+                    Owner::Local(k) => Some(k),
+                    Owner::Remote(_) => None,
+                })
+                .collect(),
+            None => self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.can_send())
+                .map(|(k, _)| k)
+                .collect(),
+        };
+        let mut sent = 0;
+        for k in keys {
+            if self.conns.get(k).is_some_and(|c| c.can_send())
+                && self.write_or_queue(k, frame, limit)
+            {
+                sent += 1;
+            }
+        }
+        self.messages_out += sent as u64;
+        sent
+    }
+}
+
+impl<H: Handler> Worker<H> {
+    /// Delivers what other workers sent. The inbox is its own cell, so handlers may send to
+    /// other workers while it drains.
+    pub(super) fn on_ipc(&self) {
+        let rx = self.cx.core().ipc_rx;
+        let mut inbox = self.cx.inner().inbox.borrow_mut();
+        let res = inbox.drain(rx, |body| match Msg::decode(body) {
+            Some(m) => self.apply_ipc(m),
+            None => log::warn!("ipc: malformed message of {} bytes dropped", body.len()),
+        });
+        if let Err(e) = res {
+            log::error!("ipc receive failed: {e}");
+        }
+    }
+
+    fn apply_ipc(&self, m: Msg<'_>) {
+        match m {
+            Msg::Push {
+                fd,
+                opcode,
+                flags,
+                data,
+            } => {
+                if let Some(op) = OpCode::from_u8(opcode) {
+                    self.cx.push(fd, data, op, flags);
+                }
+            }
+            Msg::Disconnect { fd, code: 0, .. } => {
+                self.cx.close(fd);
+            }
+            Msg::Disconnect { fd, code, reason } => {
+                self.cx
+                    .disconnect(fd, code, std::str::from_utf8(reason).unwrap_or(""));
+            }
+            Msg::Broadcast { frame, only } => {
+                self.cx.core().broadcast_local(frame, only.as_deref());
+            }
+            Msg::Peer {
+                channel,
+                from_worker,
+                data,
+            } => {
+                guarded("on_peer_message", || {
+                    self.handler
+                        .on_peer_message(&self.cx, from_worker as usize, channel, data)
+                });
+            }
+        }
+    }
+}
