@@ -7,13 +7,21 @@
 //! The seed loops over `$server->connections` and pushes to each; `broadcast` does the same in
 //! one call, encoding the frame once and crossing to each worker once.
 
-use prefork_ws::cli::ExampleArgs;
+use clap::Parser;
+use prefork_ws::cli::{self, ExampleArgs};
 use prefork_ws::{OpCode, Settings, FLAG_FIN};
+
+/// GET /?message=X pushes X to every established WebSocket client of every worker.
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    common: ExampleArgs,
+}
 
 fn main() {
     ExampleArgs::init_logging();
-    let args = ExampleArgs::parse(9502);
-    let mut server = args.server(Settings {
+    let args: Args = cli::parse(9502);
+    let mut server = args.common.server(Settings {
         ..Settings::default()
     });
     server.on_open(|_server, request| {

@@ -5,8 +5,16 @@
 
 use std::rc::Rc;
 
-use prefork_ws::cli::ExampleArgs;
+use clap::Parser;
+use prefork_ws::cli::{self, ExampleArgs};
 use prefork_ws::{Frame, OpCode, Request, Response, Server, Settings, FLAG_FIN};
+
+/// Seed 003's WebSocketTest class as a Rust struct.
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    common: ExampleArgs,
+}
 
 struct WebSocketTest {
     greeting: String,
@@ -61,11 +69,11 @@ impl WebSocketTest {
 
 fn main() {
     ExampleArgs::init_logging();
-    let args = ExampleArgs::parse(9501);
+    let args: Args = cli::parse(9501);
     let app = WebSocketTest {
         greeting: "this is server".into(),
     };
-    if let Err(e) = app.run(&args) {
+    if let Err(e) = app.run(&args.common) {
         eprintln!("class_server: {e}");
         std::process::exit(1);
     }

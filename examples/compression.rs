@@ -4,13 +4,21 @@
 //!
 //! `cargo run --release --example compression -- --port 9501`
 
-use prefork_ws::cli::ExampleArgs;
+use clap::Parser;
+use prefork_ws::cli::{self, ExampleArgs};
 use prefork_ws::{OpCode, Settings, FLAG_COMPRESS, FLAG_FIN};
+
+/// permessage-deflate, and a compressed push when the client negotiated it.
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    common: ExampleArgs,
+}
 
 fn main() {
     ExampleArgs::init_logging();
-    let args = ExampleArgs::parse(9501);
-    let mut server = args.server(Settings {
+    let args: Args = cli::parse(9501);
+    let mut server = args.common.server(Settings {
         websocket_compression: true,
         ..Settings::default()
     });

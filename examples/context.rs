@@ -3,13 +3,21 @@
 //!
 //! `cargo run --release --example context -- --port 9502`
 
-use prefork_ws::cli::ExampleArgs;
+use clap::Parser;
+use prefork_ws::cli::{self, ExampleArgs};
 use prefork_ws::{OpCode, Settings, FLAG_FIN};
+
+/// Per-connection context: the username from a cookie, read back in on_message.
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    common: ExampleArgs,
+}
 
 fn main() {
     ExampleArgs::init_logging();
-    let args = ExampleArgs::parse(9502);
-    let mut server = args.server(Settings {
+    let args: Args = cli::parse(9502);
+    let mut server = args.common.server(Settings {
         ..Settings::default()
     });
     server.on_open(|server, request| {

@@ -5,8 +5,16 @@
 //! `cargo run --release --example custom_handshake -- --port 9502`
 //! then connect to `ws://127.0.0.1:9502/?token=abc`.
 
-use prefork_ws::cli::ExampleArgs;
+use clap::Parser;
+use prefork_ws::cli::{self, ExampleArgs};
 use prefork_ws::{OpCode, Settings, FLAG_FIN};
+
+/// A custom handshake: checks the key, echoes a subprotocol, 401 without ?token=.
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    common: ExampleArgs,
+}
 
 fn key_is_valid(key: &str) -> bool {
     // The seed's pattern `^[+/0-9A-Za-z]{21}[AQgw]==$` plus: decodes to 16 bytes.
@@ -21,8 +29,8 @@ fn key_is_valid(key: &str) -> bool {
 
 fn main() {
     ExampleArgs::init_logging();
-    let args = ExampleArgs::parse(9502);
-    let mut server = args.server(Settings {
+    let args: Args = cli::parse(9502);
+    let mut server = args.common.server(Settings {
         ..Settings::default()
     });
     server.on_handshake(|server, request, response| {

@@ -6,17 +6,33 @@
 
 use std::time::Duration;
 
-use prefork_ws::cli::ExampleArgs;
+use clap::Parser;
+use prefork_ws::cli::{self, ExampleArgs};
 use prefork_ws::{OpCode, Settings, FLAG_FIN};
+
+/// Pings clients, and closes connections that stay silent longer than --idle.
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    common: ExampleArgs,
+    /// Seconds between idle checks (heartbeat_check_interval).
+    #[arg(long, value_name = "SECS", default_value_t = 5)]
+    check: u64,
+    /// Seconds without receiving after which a connection is closed (heartbeat_idle_time).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    idle: u64,
+    /// Ping every client at this interval (websocket_ping_interval); 0: no periodic pings.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    ping_ms: u64,
+}
 
 fn main() {
     ExampleArgs::init_logging();
-    let args = ExampleArgs::parse(9501);
-    let num = |k: &str, d: u64| args.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
-    let mut server = args.server(Settings {
-        heartbeat_check_interval: Some(num("check", 5)),
-        heartbeat_idle_time: Some(num("idle", 10)),
-        websocket_ping_interval: match num("ping-ms", 0) {
+    let args: Args = cli::parse(9501);
+    let mut server = args.common.server(Settings {
+        heartbeat_check_interval: Some(args.check),
+        heartbeat_idle_time: Some(args.idle),
+        websocket_ping_interval: match args.ping_ms {
             0 => None,
             ms => Some(Duration::from_millis(ms)),
         },

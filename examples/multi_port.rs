@@ -4,16 +4,26 @@
 //! `cargo run --release --example multi_port -- --port 9502 --http-port 9501`
 //! then `curl 'http://127.0.0.1:9501/push?fd=1&message=hi'`.
 
-use prefork_ws::cli::ExampleArgs;
+use clap::Parser;
+use prefork_ws::cli::{self, ExampleArgs};
 use prefork_ws::{OpCode, Server, Settings, FLAG_FIN};
+
+/// HTTP on --http-port, WebSocket on --port; HTTP /push?fd=&message= reaches any worker's client.
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    common: ExampleArgs,
+    /// Port of the HTTP listener (0 picks a free port, printed at start).
+    #[arg(long, value_name = "PORT", default_value_t = 9501)]
+    http_port: u16,
+}
 
 fn main() {
     ExampleArgs::init_logging();
-    let args = ExampleArgs::parse(9502);
-    let http_port: u16 = args
-        .get("http-port")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(9501);
+    let Args {
+        common: args,
+        http_port,
+    } = cli::parse(9502);
     let mut server = Server::new(&args.host, args.port);
     server.add_http_listener(&args.host, http_port);
     server.set(Settings {

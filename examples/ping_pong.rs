@@ -3,13 +3,21 @@
 //!
 //! `cargo run --release --example ping_pong -- --port 9502`
 
-use prefork_ws::cli::ExampleArgs;
+use clap::Parser;
+use prefork_ws::cli::{self, ExampleArgs};
 use prefork_ws::{OpCode, Settings, FLAG_FIN};
+
+/// Pings reach on_message and are answered by hand with a pong.
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    common: ExampleArgs,
+}
 
 fn main() {
     ExampleArgs::init_logging();
-    let args = ExampleArgs::parse(9502);
-    let mut server = args.server(Settings {
+    let args: Args = cli::parse(9502);
+    let mut server = args.common.server(Settings {
         open_websocket_ping_frame: true,
         ..Settings::default()
     });

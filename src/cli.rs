@@ -1,75 +1,78 @@
-//! The command-line shape shared by the examples: `--host H --port P --workers N`.
+//! The command lines of the examples (clap): `--host H --port P --workers N`, shared as
+//! [`ExampleArgs`], which each example flattens into its own parser next to its extra flags:
+//!
+//! ```
+//! use clap::Parser;
+//! use prefork_ws::cli::{self, ExampleArgs};
+//!
+//! /// What the example does (shown by --help).
+//! #[derive(Parser)]
+//! struct Args {
+//!     #[command(flatten)]
+//!     common: ExampleArgs,
+//!     /// An extra flag.
+//!     #[arg(long, default_value_t = 5)]
+//!     check: u64,
+//! }
+//!
+//! let args: Args = cli::try_parse_from(["demo", "--workers=2", "--check", "1"], 9502).unwrap();
+//! assert_eq!((args.common.port, args.common.workers, args.check), (9502, 2, 1));
+//! ```
 
-/// Parsed `--host`, `--port`, `--workers` (plus any other `--key value` pairs).
-#[derive(Debug, Clone)]
+use std::ffi::OsString;
+
+use clap::Parser;
+
+/// `--host`, `--port`, `--workers`. `--port` has no default here: [`parse`] gives it the
+/// example's.
+#[derive(Debug, Clone, clap::Args)]
 pub struct ExampleArgs {
-    /// `--host` (default `0.0.0.0`).
+    /// Address to listen on.
+    #[arg(long, value_name = "HOST", default_value = "0.0.0.0")]
     pub host: String,
-    /// `--port` (0 picks a free port, printed at start).
+    /// Port to listen on (0 picks a free port, printed at start).
+    #[arg(long, value_name = "PORT")]
     pub port: u16,
-    /// `--workers` (default: CPU count).
+    /// Number of worker processes, at least 1 (the default is the CPU count).
+    #[arg(long, value_name = "N", default_value_t = cpu_count(), value_parser = at_least_one)]
     pub workers: usize,
-    /// Other `--key value` pairs, in order.
-    pub extra: Vec<(String, String)>,
+}
+
+fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(format!("{e}")),
+    }
+}
+
+/// Parses `std::env::args()` into an example's parser `T` (which flattens [`ExampleArgs`]),
+/// with `default_port` as the default of `--port`. `--help` prints the help and exits 0; bad
+/// input prints the error and usage and exits 2.
+pub fn parse<T: Parser>(default_port: u16) -> T {
+    try_parse_from(std::env::args_os(), default_port).unwrap_or_else(|e| e.exit())
+}
+
+/// Like [`parse`], from an argument list that starts with the program name.
+pub fn try_parse_from<T, I, S>(args: I, default_port: u16) -> Result<T, clap::Error>
+where
+    T: Parser,
+    I: IntoIterator<Item = S>,
+    S: Into<OsString> + Clone,
+{
+    // clap takes a runtime default only as a `'static` string (without its `string` feature);
+    // a few bytes per parse, once per process.
+    let port: &'static str = Box::leak(default_port.to_string().into_boxed_str());
+    let mut cmd = T::command().mut_arg("port", |a| a.required(false).default_value(port));
+    let mut matches = cmd.try_get_matches_from_mut(args)?;
+    T::from_arg_matches_mut(&mut matches).map_err(|e| e.format(&mut cmd))
 }
 
 impl ExampleArgs {
-    /// Parses `std::env::args()`, with the given default port. Exits with a usage line on
-    /// malformed input.
-    pub fn parse(default_port: u16) -> ExampleArgs {
-        match Self::parse_from(std::env::args().skip(1), default_port) {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("{e}\nusage: [--host H] [--port P] [--workers N]");
-                std::process::exit(2);
-            }
-        }
-    }
-
-    /// Parses an argument list (without the program name).
-    pub fn parse_from(
-        args: impl IntoIterator<Item = String>,
-        default_port: u16,
-    ) -> Result<ExampleArgs, String> {
-        let mut a = ExampleArgs {
-            host: "0.0.0.0".into(),
-            port: default_port,
-            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
-            extra: Vec::new(),
-        };
-        let mut it = args.into_iter();
-        while let Some(k) = it.next() {
-            let key = k.trim_start_matches('-').to_string();
-            if key == k {
-                return Err(format!("unexpected argument {k}"));
-            }
-            let (key, v) = match key.split_once('=') {
-                Some((k, v)) => (k.to_string(), v.to_string()),
-                None => (key, it.next().ok_or_else(|| format!("{k} needs a value"))?),
-            };
-            match key.as_str() {
-                "host" => a.host = v,
-                "port" => a.port = v.parse().map_err(|_| format!("bad port {v}"))?,
-                "workers" => {
-                    a.workers = v.parse().map_err(|_| format!("bad worker count {v}"))?;
-                    if a.workers == 0 {
-                        return Err("--workers must be at least 1".into());
-                    }
-                }
-                _ => a.extra.push((key, v)),
-            }
-        }
-        Ok(a)
-    }
-
-    /// The value of an extra `--key value`.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.extra
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
     /// A server on `--host`/`--port` with `settings`, its `worker_num` taken from `--workers`.
     pub fn server(&self, settings: crate::Settings) -> crate::Server {
         let mut server = crate::Server::new(&self.host, self.port);
@@ -98,9 +101,30 @@ impl ExampleArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::error::ErrorKind;
 
-    fn p(v: &[&str]) -> Result<ExampleArgs, String> {
-        ExampleArgs::parse_from(v.iter().map(|s| s.to_string()), 9502)
+    /// An example's parser: the common flags plus extras of each kind the examples use.
+    #[derive(Debug, Parser)]
+    struct Args {
+        #[command(flatten)]
+        common: ExampleArgs,
+        #[arg(long)]
+        pid_file: Option<std::path::PathBuf>,
+        #[arg(long, default_value_t = 5)]
+        check: u64,
+        #[arg(
+            long,
+            action = clap::ArgAction::Set,
+            num_args = 0..=1,
+            default_value_t = false,
+            default_missing_value = "true",
+            value_parser = clap::builder::BoolishValueParser::new(),
+        )]
+        with_request: bool,
+    }
+
+    fn p(v: &[&str]) -> Result<Args, clap::Error> {
+        try_parse_from(std::iter::once("ex").chain(v.iter().copied()), 9502)
     }
 
     #[test]
@@ -113,17 +137,47 @@ mod tests {
             "2",
             "--pid-file",
             "/tmp/x",
+            "--check=1",
         ])
         .unwrap();
-        assert_eq!((a.host.as_str(), a.port, a.workers), ("127.0.0.1", 0, 2));
-        assert_eq!(a.get("pid-file"), Some("/tmp/x"));
+        let c = &a.common;
+        assert_eq!((c.host.as_str(), c.port, c.workers), ("127.0.0.1", 0, 2));
+        assert_eq!(a.pid_file.as_deref(), Some(std::path::Path::new("/tmp/x")));
+        assert_eq!((a.check, a.with_request), (1, false));
+    }
+
+    #[test]
+    fn defaults_come_from_the_example_and_the_machine() {
+        let a = p(&[]).unwrap();
+        assert_eq!((a.common.host.as_str(), a.common.port), ("0.0.0.0", 9502));
+        assert_eq!(a.common.workers, cpu_count());
+        assert_eq!((a.pid_file, a.check), (None, 5));
+        let help = p(&["--help"]).unwrap_err().to_string();
+        assert!(help.contains("--port <PORT>"), "{help}");
+        assert!(help.contains("[default: 9502]"), "{help}");
+    }
+
+    #[test]
+    fn a_boolean_extra_takes_an_optional_value() {
+        assert!(p(&["--with-request"]).unwrap().with_request);
+        assert!(p(&["--with-request", "1"]).unwrap().with_request);
+        assert!(
+            p(&["--with-request", "--workers", "1"])
+                .unwrap()
+                .with_request
+        );
+        assert!(!p(&["--with-request=false"]).unwrap().with_request);
+        assert!(p(&["--with-request", "maybe"]).is_err());
     }
 
     #[test]
     fn rejects_bad_values() {
-        assert!(p(&["--port", "x"]).is_err());
-        assert!(p(&["--workers", "0"]).is_err());
-        assert!(p(&["--port"]).is_err());
-        assert!(p(&["stray"]).is_err());
+        let kind = |v: &[&str]| p(v).unwrap_err().kind();
+        assert_eq!(kind(&["--port", "x"]), ErrorKind::ValueValidation);
+        assert_eq!(kind(&["--workers", "0"]), ErrorKind::ValueValidation);
+        assert_eq!(kind(&["--port"]), ErrorKind::InvalidValue);
+        assert_eq!(kind(&["stray"]), ErrorKind::UnknownArgument);
+        assert_eq!(kind(&["--no-such-flag", "1"]), ErrorKind::UnknownArgument);
+        assert_eq!(kind(&["--help"]), ErrorKind::DisplayHelp);
     }
 }

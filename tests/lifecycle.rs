@@ -266,7 +266,7 @@ fn reload_rereads_the_configuration_file() {
         std::env::temp_dir().display(),
         std::process::id()
     );
-    std::fs::write(&cfg, "# test config\nwebsocket_subprotocol = chat\n").unwrap();
+    std::fs::write(&cfg, "# test config\nwebsocket_subprotocol = \"chat\"\n").unwrap();
     let srv = start(
         "testbed",
         &["--workers", "2", "--config", &cfg, "--max-wait-ms", "200"],
@@ -277,7 +277,11 @@ fn reload_rereads_the_configuration_file() {
         resp.headers().get("sec-websocket-protocol").unwrap(),
         "chat"
     );
-    std::fs::write(&cfg, "websocket_subprotocol = superchat\nworker_num = 5\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "websocket_subprotocol = \"superchat\"\nworker_num = 5\n",
+    )
+    .unwrap();
     let before = srv.worker_pids();
     srv.signal(libc::SIGUSR1);
     srv.wait_workers_replaced(&before, 2);

@@ -5,13 +5,21 @@
 //!
 //! `cargo run --release --example cross_echo -- --port 9502 --workers 2`
 
-use prefork_ws::cli::ExampleArgs;
+use clap::Parser;
+use prefork_ws::cli::{self, ExampleArgs};
 use prefork_ws::{OpCode, Settings, FLAG_FIN};
+
+/// Benchmark server: each echo crosses between the workers twice.
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    common: ExampleArgs,
+}
 
 fn main() {
     ExampleArgs::init_logging();
-    let args = ExampleArgs::parse(9502);
-    let mut server = args.server(Settings {
+    let args: Args = cli::parse(9502);
+    let mut server = args.common.server(Settings {
         ..Settings::default()
     });
     server.on_message(|server, frame| {

@@ -1,20 +1,50 @@
-//! `prefork-ctl reload|stop|status --pid-file F`: drives a running prefork-ws server with
-//! signals and reads its shared table for status.
+//! `prefork-ctl reload|stop|status --pid-file FILE [--timeout SECS]`: drives a running
+//! prefork-ws server with signals and reads its shared table for status.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-fn usage() -> ExitCode {
-    eprintln!("usage: prefork-ctl reload|stop|status --pid-file FILE [--timeout SECS]");
-    ExitCode::from(2)
+use clap::{Args, Parser, Subcommand};
+
+/// Drives a running prefork-ws server with signals and reads its shared table for status.
+///
+/// Exit status: 0 done, 1 failed (no such server, signal refused, stop timed out), 2 bad usage.
+#[derive(Parser)]
+#[command(name = "prefork-ctl")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
 }
 
-fn read_pid(path: &str) -> Result<i32, String> {
+#[derive(Subcommand)]
+enum Command {
+    /// Rolling reload, one worker at a time (SIGUSR1 to the master).
+    Reload(Target),
+    /// Graceful shutdown (SIGTERM to the master); waits up to --timeout for it to exit.
+    Stop(Target),
+    /// Prints the master's and every worker's pid, uptime, connections and counters.
+    Status(Target),
+}
+
+/// Which server, and how long to wait for it.
+#[derive(Args)]
+struct Target {
+    /// The server's pid file (its pid_file setting).
+    #[arg(long, value_name = "FILE")]
+    pid_file: PathBuf,
+    /// How long stop waits for the server to exit.
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    timeout: u64,
+}
+
+fn read_pid(path: &Path) -> Result<i32, String> {
+    let shown = path.display();
     let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read pid file {path}: {e} (is the server running?)"))?;
+        .map_err(|e| format!("cannot read pid file {shown}: {e} (is the server running?)"))?;
     text.trim()
         .parse()
-        .map_err(|_| format!("pid file {path} does not hold a pid"))
+        .map_err(|_| format!("pid file {shown} does not hold a pid"))
 }
 
 fn alive(pid: i32) -> bool {
@@ -49,17 +79,19 @@ fn fmt_uptime(ms: u64) -> String {
     format!("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60)
 }
 
-fn run(cmd: &str, pid_file: &str, timeout: Duration) -> Result<(), String> {
-    let pid = read_pid(pid_file)?;
+fn run(cmd: &Command) -> Result<(), String> {
+    let (Command::Reload(target) | Command::Stop(target) | Command::Status(target)) = cmd;
+    let pid = read_pid(&target.pid_file)?;
     if !alive(pid) {
         return Err(format!("server (pid {pid}) is not running"));
     }
     match cmd {
-        "reload" => {
+        Command::Reload(_) => {
             signal(pid, libc::SIGUSR1)?;
             println!("reload requested (SIGUSR1 to {pid})");
         }
-        "stop" => {
+        Command::Stop(_) => {
+            let timeout = Duration::from_secs(target.timeout);
             signal(pid, libc::SIGTERM)?;
             let start = Instant::now();
             while alive(pid) && start.elapsed() < timeout {
@@ -70,7 +102,7 @@ fn run(cmd: &str, pid_file: &str, timeout: Duration) -> Result<(), String> {
             }
             println!("stopped (pid {pid})");
         }
-        "status" => {
+        Command::Status(_) => {
             let s =
                 prefork_ws::runtime::inspect::stats_of(pid as u32).map_err(|e| e.to_string())?;
             println!(
@@ -97,36 +129,13 @@ fn run(cmd: &str, pid_file: &str, timeout: Duration) -> Result<(), String> {
                 );
             }
         }
-        _ => return Err(format!("unknown command {cmd}")),
     }
     Ok(())
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(cmd) = args.first() else {
-        return usage();
-    };
-    let mut pid_file = None;
-    let mut timeout = Duration::from_secs(10);
-    let mut it = args.iter().skip(1);
-    while let Some(a) = it.next() {
-        match a.as_str() {
-            "--pid-file" => pid_file = it.next().cloned(),
-            "--timeout" => {
-                timeout = it
-                    .next()
-                    .and_then(|t| t.parse().ok())
-                    .map(Duration::from_secs)
-                    .unwrap_or(timeout)
-            }
-            _ => return usage(),
-        }
-    }
-    let Some(pid_file) = pid_file else {
-        return usage();
-    };
-    match run(cmd, &pid_file, timeout) {
+    let cli = Cli::parse();
+    match run(&cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("prefork-ctl: {e}");

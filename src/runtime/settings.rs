@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::Deserialize;
+
 /// Settings of a [`Server`](crate::Server). Start from `Settings::default()` and change the
 /// fields you need, as with Swoole's `$server->set([...])`.
 ///
@@ -106,58 +108,66 @@ impl Settings {
 }
 
 impl Settings {
-    /// Applies `key = value` lines (Swoole's setting names; `#` starts a comment) on top of
-    /// these settings. Durations take `_ms` keys: `websocket_ping_interval_ms`,
-    /// `handshake_timeout_ms`, `max_wait_time_ms`.
+    /// Applies a TOML configuration (Swoole's setting names as top-level keys; `#` starts a
+    /// comment; strings quoted, booleans `true`/`false`) on top of these settings. Durations
+    /// take `_ms` keys: `websocket_ping_interval_ms`, `handshake_timeout_ms`,
+    /// `max_wait_time_ms`. An unknown key or a bad value fails with the line and the key.
     ///
     /// ```
     /// let mut s = prefork_ws::Settings::default();
-    /// s.apply_config("worker_num = 3\nwebsocket_compression = true # on").unwrap();
+    /// s.apply_config("worker_num = 3\nwebsocket_compression = true # on\nwebsocket_subprotocol = \"chat\"")
+    ///     .unwrap();
     /// assert_eq!((s.worker_num, s.websocket_compression), (3, true));
-    /// assert!(s.apply_config("no_such_key = 1").is_err());
+    /// assert_eq!(s.websocket_subprotocol.as_deref(), Some("chat"));
+    /// let e = s.apply_config("worker_num = 2\nno_such_key = 1").unwrap_err();
+    /// assert!(e.contains("line 2") && e.contains("no_such_key"), "{e}");
     /// ```
     pub fn apply_config(&mut self, text: &str) -> Result<(), String> {
-        for (n, raw) in text.lines().enumerate() {
-            let line = raw.split('#').next().unwrap_or("").trim();
-            if line.is_empty() {
-                continue;
-            }
-            let (k, v) = line
-                .split_once('=')
-                .map(|(k, v)| (k.trim(), v.trim().trim_matches('"')))
-                .ok_or_else(|| format!("line {}: expected key = value", n + 1))?;
-            let bad = |what: &str| format!("line {}: {k}: expected {what}, got {v:?}", n + 1);
-            let int = || v.parse::<u64>().map_err(|_| bad("a number"));
-            let flag = || match v {
-                "true" | "1" | "on" | "yes" => Ok(true),
-                "false" | "0" | "off" | "no" => Ok(false),
-                _ => Err(bad("true or false")),
-            };
-            match k {
-                "worker_num" => self.worker_num = int()? as usize,
-                "max_conn" => self.max_conn = int()? as usize,
-                "backlog" => self.backlog = int()?.min(i32::MAX as u64) as i32,
-                "package_max_length" => self.package_max_length = int()? as usize,
-                "buffer_output_size" => self.buffer_output_size = int()? as usize,
-                "websocket_subprotocol" => {
-                    self.websocket_subprotocol = (!v.is_empty()).then(|| v.to_string())
-                }
-                "open_websocket_close_frame" => self.open_websocket_close_frame = flag()?,
-                "open_websocket_ping_frame" => self.open_websocket_ping_frame = flag()?,
-                "open_websocket_pong_frame" => self.open_websocket_pong_frame = flag()?,
-                "websocket_compression" => self.websocket_compression = flag()?,
-                "heartbeat_check_interval" => self.heartbeat_check_interval = Some(int()?),
-                "heartbeat_idle_time" => self.heartbeat_idle_time = Some(int()?),
-                "websocket_ping_interval_ms" => {
-                    self.websocket_ping_interval = Some(Duration::from_millis(int()?))
-                }
-                "handshake_timeout_ms" => self.handshake_timeout = Duration::from_millis(int()?),
-                "max_header_size" => self.max_header_size = int()? as usize,
-                "max_wait_time_ms" => self.max_wait_time = Duration::from_millis(int()?),
-                "pid_file" => self.pid_file = Some(PathBuf::from(v)),
-                _ => return Err(format!("line {}: unknown setting {k}", n + 1)),
-            }
-        }
+        let c: ConfigFile = toml::from_str(text).map_err(|e| config_error(text, &e))?;
+        let ms = Duration::from_millis;
+        set(&mut self.worker_num, c.worker_num);
+        set(&mut self.max_conn, c.max_conn);
+        set(
+            &mut self.backlog,
+            c.backlog.map(|b| b.min(i32::MAX as u64) as i32),
+        );
+        set(&mut self.package_max_length, c.package_max_length);
+        set(&mut self.buffer_output_size, c.buffer_output_size);
+        // An empty list means none, as before.
+        set(
+            &mut self.websocket_subprotocol,
+            c.websocket_subprotocol
+                .map(|v| (!v.is_empty()).then_some(v)),
+        );
+        set(
+            &mut self.open_websocket_close_frame,
+            c.open_websocket_close_frame,
+        );
+        set(
+            &mut self.open_websocket_ping_frame,
+            c.open_websocket_ping_frame,
+        );
+        set(
+            &mut self.open_websocket_pong_frame,
+            c.open_websocket_pong_frame,
+        );
+        set(&mut self.websocket_compression, c.websocket_compression);
+        set(
+            &mut self.heartbeat_check_interval,
+            c.heartbeat_check_interval.map(Some),
+        );
+        set(
+            &mut self.heartbeat_idle_time,
+            c.heartbeat_idle_time.map(Some),
+        );
+        set(
+            &mut self.websocket_ping_interval,
+            c.websocket_ping_interval_ms.map(|v| Some(ms(v))),
+        );
+        set(&mut self.handshake_timeout, c.handshake_timeout_ms.map(ms));
+        set(&mut self.max_header_size, c.max_header_size);
+        set(&mut self.max_wait_time, c.max_wait_time_ms.map(ms));
+        set(&mut self.pid_file, c.pid_file.map(Some));
         Ok(())
     }
 
@@ -192,5 +202,157 @@ impl Settings {
             self.pid_file.clone_from(&running.pid_file);
         }
         kept
+    }
+}
+
+/// Overwrites `field` with `value` if there is one.
+fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *field = v;
+    }
+}
+
+/// The keys a configuration file may set: every field optional, applied on top of the base
+/// settings; any other key is an error.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    worker_num: Option<usize>,
+    max_conn: Option<usize>,
+    backlog: Option<u64>,
+    package_max_length: Option<usize>,
+    buffer_output_size: Option<usize>,
+    websocket_subprotocol: Option<String>,
+    open_websocket_close_frame: Option<bool>,
+    open_websocket_ping_frame: Option<bool>,
+    open_websocket_pong_frame: Option<bool>,
+    websocket_compression: Option<bool>,
+    heartbeat_check_interval: Option<u64>,
+    heartbeat_idle_time: Option<u64>,
+    websocket_ping_interval_ms: Option<u64>,
+    handshake_timeout_ms: Option<u64>,
+    max_header_size: Option<usize>,
+    max_wait_time_ms: Option<u64>,
+    pid_file: Option<PathBuf>,
+}
+
+/// `line N: KEY: message` for a TOML error: toml points at the offending key or value; the
+/// key is the text before `=` on that line.
+fn config_error(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim().replace('\n', " ");
+    let Some(span) = e.span() else {
+        return message;
+    };
+    let start = span.start.min(text.len());
+    let line_no = text[..start].matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    match line.split_once('=').map(|(k, _)| k.trim()) {
+        Some(key) if !key.is_empty() && !key.starts_with('#') => {
+            format!("line {line_no}: {key}: {message}")
+        }
+        _ => format!("line {line_no}: {message}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn apply(text: &str) -> Result<Settings, String> {
+        let mut s = Settings::default();
+        s.apply_config(text).map(|()| s)
+    }
+
+    #[test]
+    fn every_key_is_applied_on_top_of_the_base() {
+        let s = apply(
+            r#"
+# every key
+worker_num = 3
+max_conn = 100
+backlog = 99999999999
+package_max_length = 1024
+buffer_output_size = 2048
+websocket_subprotocol = "chat,superchat"
+open_websocket_close_frame = true
+open_websocket_ping_frame = true
+open_websocket_pong_frame = true
+websocket_compression = true # inline comment
+heartbeat_check_interval = 5
+heartbeat_idle_time = 7
+websocket_ping_interval_ms = 250
+handshake_timeout_ms = 500
+max_header_size = 4096
+max_wait_time_ms = 1500
+pid_file = "/tmp/x.pid"
+"#,
+        )
+        .unwrap();
+        assert_eq!((s.worker_num, s.max_conn, s.backlog), (3, 100, i32::MAX));
+        assert_eq!((s.package_max_length, s.buffer_output_size), (1024, 2048));
+        assert_eq!(s.subprotocols(), ["chat", "superchat"]);
+        assert!(s.open_websocket_close_frame && s.open_websocket_ping_frame);
+        assert!(s.open_websocket_pong_frame && s.websocket_compression);
+        assert_eq!(
+            (s.heartbeat_check_interval, s.heartbeat_idle_time),
+            (Some(5), Some(7))
+        );
+        assert_eq!(s.websocket_ping_interval, Some(Duration::from_millis(250)));
+        assert_eq!(s.handshake_timeout, Duration::from_millis(500));
+        assert_eq!(s.max_header_size, 4096);
+        assert_eq!(s.max_wait_time, Duration::from_millis(1500));
+        assert_eq!(s.pid_file, Some(PathBuf::from("/tmp/x.pid")));
+
+        // Keys not in the file keep the base's values.
+        let mut t = s.clone();
+        t.apply_config("worker_num = 1").unwrap();
+        assert_eq!((t.worker_num, t.max_conn), (1, 100));
+        t.apply_config("websocket_subprotocol = \"\"").unwrap();
+        assert_eq!(t.websocket_subprotocol, None);
+    }
+
+    #[test]
+    fn an_unknown_key_names_the_key_and_the_line() {
+        let e = apply("worker_num = 2\n\nno_such_key = 1\n").unwrap_err();
+        assert!(e.starts_with("line 3: no_such_key: "), "{e}");
+        assert!(e.contains("unknown field"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_value_names_the_key_and_the_line() {
+        for (text, key, line) in [
+            ("worker_num = \"two\"", "worker_num", 1),
+            ("# c\nmax_conn = -1", "max_conn", 2),
+            ("websocket_compression = 1", "websocket_compression", 1),
+            (
+                "backlog = 1\nwebsocket_compression = yes",
+                "websocket_compression",
+                2,
+            ),
+            ("websocket_subprotocol = chat", "websocket_subprotocol", 1),
+            ("pid_file = 3", "pid_file", 1),
+        ] {
+            let e = apply(text).unwrap_err();
+            assert!(
+                e.starts_with(&format!("line {line}: {key}: ")),
+                "{text:?}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn from_file_names_the_file() {
+        let path = std::env::temp_dir().join(format!("prefork-ws-settings-{}", std::process::id()));
+        std::fs::write(&path, "worker_num = 4\nbogus = true\n").unwrap();
+        let e = Settings::from_file(&Settings::default(), &path).unwrap_err();
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            e.starts_with(&format!("{}: line 2: bogus: ", path.display())),
+            "{e}"
+        );
+        assert!(
+            Settings::from_file(&Settings::default(), &path).is_err(),
+            "missing file"
+        );
     }
 }

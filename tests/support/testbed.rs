@@ -7,48 +7,113 @@
 //! `flood <count> <size>`; `broadcast <text>`; `sendmsg <worker> <text>`;
 //! `after <ms> <text>`; `stats`; `ctx-set <v>` / `ctx-get`; anything else is echoed.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use prefork_ws::cli::ExampleArgs;
+use clap::Parser;
+use prefork_ws::cli::{self, ExampleArgs};
 use prefork_ws::{OpCode, Server, Settings, FLAG_FIN};
+
+/// Test server driving the whole API through text commands (for the integration tests).
+#[derive(Parser)]
+struct Args {
+    #[command(flatten)]
+    common: ExampleArgs,
+    /// websocket_subprotocol (comma-separated list).
+    #[arg(long, value_name = "LIST")]
+    subprotocol: Option<String>,
+    /// heartbeat_check_interval.
+    #[arg(long, value_name = "SECS")]
+    heartbeat_check: Option<u64>,
+    /// heartbeat_idle_time.
+    #[arg(long, value_name = "SECS")]
+    heartbeat_idle: Option<u64>,
+    /// websocket_compression; alone, or with a boolean (1/0, true/false, on/off, yes/no).
+    #[arg(
+        long,
+        value_name = "BOOL",
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_value_t = false,
+        default_missing_value = "true",
+        hide_possible_values = true,
+        value_parser = clap::builder::BoolishValueParser::new(),
+    )]
+    compression: bool,
+    /// pid_file.
+    #[arg(long, value_name = "FILE")]
+    pid_file: Option<PathBuf>,
+    /// buffer_output_size.
+    #[arg(long, value_name = "BYTES")]
+    buffer_output_size: Option<usize>,
+    /// package_max_length.
+    #[arg(long, value_name = "BYTES")]
+    package_max_length: Option<usize>,
+    /// handshake_timeout.
+    #[arg(long, value_name = "MS")]
+    handshake_timeout_ms: Option<u64>,
+    /// max_wait_time.
+    #[arg(long, value_name = "MS")]
+    max_wait_ms: Option<u64>,
+    /// max_conn.
+    #[arg(long, value_name = "N")]
+    max_conn: Option<usize>,
+    /// Settings file (TOML), re-read on reload.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Serve HTTP requests too; alone, or with a boolean (1/0, true/false, on/off, yes/no).
+    #[arg(
+        long,
+        value_name = "BOOL",
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_value_t = false,
+        default_missing_value = "true",
+        hide_possible_values = true,
+        value_parser = clap::builder::BoolishValueParser::new(),
+    )]
+    with_request: bool,
+    /// Worker 1 aborts right after start while FILE exists (a crash loop).
+    #[arg(long, value_name = "FILE")]
+    crash_file: Option<PathBuf>,
+}
 
 fn main() {
     ExampleArgs::init_logging();
-    let args = ExampleArgs::parse(9502);
-    let num = |k: &str| args.get(k).and_then(|v| v.parse::<u64>().ok());
-    let mut server = Server::new(&args.host, args.port);
+    let args: Args = cli::parse(9502);
+    let mut server = Server::new(&args.common.host, args.common.port);
     let mut settings = Settings {
-        worker_num: args.workers,
-        websocket_subprotocol: args.get("subprotocol").map(Into::into),
-        heartbeat_check_interval: num("heartbeat-check"),
-        heartbeat_idle_time: num("heartbeat-idle"),
-        websocket_compression: args.get("compression").is_some(),
-        pid_file: args.get("pid-file").map(Into::into),
+        worker_num: args.common.workers,
+        websocket_subprotocol: args.subprotocol,
+        heartbeat_check_interval: args.heartbeat_check,
+        heartbeat_idle_time: args.heartbeat_idle,
+        websocket_compression: args.compression,
+        pid_file: args.pid_file,
         ..Settings::default()
     };
-    if let Some(v) = num("buffer-output-size") {
-        settings.buffer_output_size = v as usize;
+    if let Some(v) = args.buffer_output_size {
+        settings.buffer_output_size = v;
     }
-    if let Some(v) = num("package-max-length") {
-        settings.package_max_length = v as usize;
+    if let Some(v) = args.package_max_length {
+        settings.package_max_length = v;
     }
-    if let Some(v) = num("handshake-timeout-ms") {
+    if let Some(v) = args.handshake_timeout_ms {
         settings.handshake_timeout = Duration::from_millis(v);
     }
-    if let Some(v) = num("max-wait-ms") {
+    if let Some(v) = args.max_wait_ms {
         settings.max_wait_time = Duration::from_millis(v);
     }
-    if let Some(v) = num("max-conn") {
-        settings.max_conn = v as usize;
+    if let Some(v) = args.max_conn {
+        settings.max_conn = v;
     }
     server.set(settings);
-    if let Some(path) = args.get("config") {
+    if let Some(path) = args.config {
         if let Err(e) = server.config_file(path) {
             eprintln!("testbed: {e}");
             std::process::exit(2);
         }
     }
-    if args.get("with-request").is_some() {
+    if args.with_request {
         server.on_request(|server, req, resp| {
             if req.path() == "/broadcast" {
                 server.broadcast(req.get("message").unwrap_or_default(), OpCode::Text);
@@ -82,7 +147,7 @@ fn main() {
         }
     });
     // `--crash-file F`: worker 1 aborts right after start while F exists (a crash loop).
-    let crash_file = args.get("crash-file").map(std::path::PathBuf::from);
+    let crash_file = args.crash_file;
     server.on_worker_start(move |_server, id| {
         println!("worker start {id}");
         if id == 1 && crash_file.as_ref().is_some_and(|f| f.exists()) {
