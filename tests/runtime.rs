@@ -691,3 +691,48 @@ fn request_body_over_package_max_length_is_413() {
         "{r}"
     );
 }
+
+#[test]
+fn a_custom_handshake_cannot_split_the_101_and_still_negotiates_compression() {
+    let srv = testbed(&["--custom-handshake", "--compression"]);
+    let r = raw_http(
+        srv.port(),
+        b"GET /?v=a%0D%0AX-Injected:%20yes HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+          Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+    );
+    let head = r.split("\r\n\r\n").next().unwrap_or("");
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        !head
+            .lines()
+            .any(|l| l.to_ascii_lowercase().starts_with("x-injected")),
+        "{head}"
+    );
+    assert!(head.contains("X-Value: a  X-Injected: yes"), "{head}");
+    assert!(
+        head.lines()
+            .any(|l| l.starts_with("Sec-WebSocket-Extensions: permessage-deflate")),
+        "{head}"
+    );
+    // Exactly one Sec-WebSocket-Accept, written by the runtime.
+    assert_eq!(head.matches("Sec-WebSocket-Accept").count(), 1, "{head}");
+    // The deferred open logic still runs after the 101.
+    let (mut ws, _) = ws_connect_with(srv.port(), "/?v=x", &[]).unwrap();
+    assert!(recv_text(&mut ws).starts_with("welcome "));
+}
+
+#[test]
+fn broadcast_reports_recipients_and_workers() {
+    let srv = testbed(&["--with-request", "1"]);
+    let ((mut a, _), (mut b, _)) = clients_on_two_workers(srv.port());
+    let r = raw_http(
+        srv.port(),
+        b"GET /broadcast-report?message=hey HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    // The HTTP connection itself is on one of the two workers: one local recipient there,
+    // the other worker reached once.
+    assert!(r.contains("local=1 workers=1 unreachable=0"), "{r}");
+    assert_eq!(recv_text(&mut a), "hey");
+    assert_eq!(recv_text(&mut b), "hey");
+}

@@ -73,6 +73,10 @@ struct Args {
         value_parser = clap::builder::BoolishValueParser::new(),
     )]
     with_request: bool,
+    /// A custom `on_handshake` that accepts with `accept_websocket` and echoes `?v=` in an
+    /// `X-Value` header (header sanitising and negotiation through the shared upgrade path).
+    #[arg(long)]
+    custom_handshake: bool,
     /// Worker 1 aborts right after start while FILE exists (a crash loop).
     #[arg(long, value_name = "FILE")]
     crash_file: Option<PathBuf>,
@@ -118,8 +122,30 @@ fn main() {
             if req.path() == "/broadcast" {
                 server.broadcast(req.get("message").unwrap_or_default(), OpCode::Text);
             }
+            if req.path() == "/broadcast-report" {
+                let r = server.broadcast(req.get("message").unwrap_or_default(), OpCode::Text);
+                let report = format!(
+                    "local={} workers={} unreachable={}",
+                    r.local, r.workers, r.unreachable
+                );
+                resp.end(report);
+                return;
+            }
             resp.header("Content-Type", "text/plain");
             resp.end(format!("path={} query={}", req.path(), req.query_string()));
+        });
+    }
+    if args.custom_handshake {
+        server.on_handshake(|server, req, resp| {
+            if !resp.accept_websocket(req) {
+                resp.end("bad upgrade");
+                return;
+            }
+            resp.header("X-Value", &req.get("v").unwrap_or_default());
+            let fd = req.fd;
+            server.defer(move |server| {
+                server.push(fd, format!("welcome {fd}"), OpCode::Text, FLAG_FIN);
+            });
         });
     }
     server.on_open(|server, req| {
