@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark of prefork-ws against single-threaded peers, on loopback only.
 #
-#   tools/bench.sh [--quick] [--reps N] [--duration SECS]
+#   tools/bench.sh [--quick] [--reps N] [--duration SECS] [--baseline ECHO_BIN]
+#
+# --baseline: also runs another build of the `echo` example (an earlier commit, built
+# elsewhere) as "prefork-ws baseline", for a before/after comparison in one session.
 #
 # Builds (release) the main crate's `echo` example and the tools workspace (loadtool + peers),
 # then for each repetition runs every server in turn (the order rotates per repetition):
@@ -25,6 +28,7 @@ set -euo pipefail
 TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 MAIN=$(dirname "$TOOLS")
 ARGS="$*"
+BASELINE_BIN=
 REPS=3
 DUR=5
 WARMUP=1
@@ -34,6 +38,7 @@ while [ $# -gt 0 ]; do
         --quick) REPS=1; DUR=2; WARMUP=0.5; HOLD=1 ;;
         --reps) REPS=$2; shift ;;
         --duration) DUR=$2; shift ;;
+        --baseline) BASELINE_BIN=$(realpath "$2"); shift ;;
         -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -67,9 +72,14 @@ for b in "$PREFORK_BIN" "$LOADTOOL" "$TT/fastwebsockets_echo" "$TT/tokio_tungste
 done
 
 SERVERS=(prefork-ws fastwebsockets tokio-tungstenite raw-tcp)
+if [ -n "$BASELINE_BIN" ]; then
+    [ -x "$BASELINE_BIN" ] || { echo "bench.sh: missing baseline $BASELINE_BIN" >&2; exit 1; }
+    SERVERS+=(baseline)
+fi
 server_cmd() {
     case "$1" in
         prefork-ws) echo "$PREFORK_BIN --host 127.0.0.1 --port 0 --workers 1" ;;
+        baseline) echo "$BASELINE_BIN --host 127.0.0.1 --port 0 --workers 1" ;;
         fastwebsockets) echo "$TT/fastwebsockets_echo --host 127.0.0.1 --port 0" ;;
         tokio-tungstenite) echo "$TT/tokio_tungstenite_echo --host 127.0.0.1 --port 0" ;;
         raw-tcp) echo "$TT/raw_tcp_echo --host 127.0.0.1 --port 0" ;;

@@ -14,6 +14,7 @@ LABELS = {
     "fastwebsockets": "fastwebsockets",
     "tokio-tungstenite": "tokio-tungstenite",
     "raw-tcp": "raw TCP floor",
+    "baseline": "prefork-ws baseline",
 }
 # case id, label, key of the main metric, unit, key of the rate, rate unit
 CASES = [
@@ -88,6 +89,10 @@ def main():
                     k, v = line.rstrip("\n").split("=", 1)
                     meta[k] = v
     reps = sorted({r["rep"] for r in runs})
+    # `bench.sh --baseline BIN`: an earlier prefork-ws build run side by side.
+    if any(r["server"] == "baseline" for r in runs) and "baseline" not in SERVERS:
+        SERVERS.append("baseline")
+    base = "baseline" in SERVERS
 
     out = []
     out.append("## prefork-ws benchmark results\n")
@@ -104,6 +109,8 @@ def main():
                "measured window; RSS = sum of VmRSS (master + workers), per idle connection = (RSS with the "
                "connections − RSS before) / connections.\n")
     hdr = "| case | metric | " + " | ".join(LABELS[s] for s in SERVERS) + " | prefork-ws / fastwebsockets | prefork-ws / floor |"
+    if base:
+        hdr += " prefork-ws / baseline |"
     out.append(hdr)
     out.append("|" + "---|" * (hdr.count("|") - 1))
     for cid, label, key, unit, _, _ in CASES:
@@ -112,6 +119,7 @@ def main():
             f"| {label} | {unit} | "
             + " | ".join(fmt(vals[s], 0 if key == "rss_per_conn_b" else 2) for s in SERVERS)
             + f" | {ratio(vals['prefork-ws'], vals['fastwebsockets'])} | {ratio(vals['prefork-ws'], vals['raw-tcp'])} |"
+            + (f" {ratio(vals['prefork-ws'], vals['baseline'])} |" if base else "")
         )
     out.append("")
     out.append("Context (medians): throughput, latency, CPU use of server and load tool, errors summed over runs.\n")

@@ -3,6 +3,7 @@
 //! pool only while bytes are pending).
 
 use mio::net::TcpStream;
+use thin_vec::ThinVec;
 
 use crate::protocol::close::CloseState;
 use crate::protocol::decoder::MessageDecoder;
@@ -71,9 +72,9 @@ pub(crate) struct Conn {
     pub queue_reported: bool,
     pub close: CloseState,
     /// Unconsumed input: a partial HTTP head or a partial frame header.
-    pub inbuf: Vec<u8>,
+    pub inbuf: ThinVec<u8>,
     /// Pending output and how much of it is written (the queue never exceeds `OUT_MAX`).
-    pub outbuf: Vec<u8>,
+    pub outbuf: ThinVec<u8>,
     pub outpos: u32,
     /// Low 32 bits of the monotonic ms of the connection's current deadline (see
     /// `Core::push_deadline`): an entry of the deadline heap that does not match was
@@ -101,8 +102,8 @@ impl Conn {
             want_write: false,
             queue_reported: false,
             close: CloseState::default(),
-            inbuf: Vec::new(),
-            outbuf: Vec::new(),
+            inbuf: ThinVec::new(),
+            outbuf: ThinVec::new(),
             outpos: 0,
             deadline_ms: 0,
             last_recv_ms: now_ms as u32,
@@ -140,7 +141,7 @@ mod tests {
             std::mem::size_of::<MessageDecoder>(),
             std::mem::size_of::<crate::runtime::table::Slot>()
         );
-        assert!(size <= 160, "Conn is {size} bytes");
+        assert!(size <= 128, "Conn is {size} bytes");
         assert!(
             std::mem::size_of::<MessageDecoder>() <= 128,
             "decoder {}",

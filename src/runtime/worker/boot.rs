@@ -1,8 +1,6 @@
 //! Starting a forked worker: signals, the reactor, listening sockets, channels, the context.
 
 use std::cell::RefCell;
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::io::{self, Write};
 use std::os::fd::{FromRawFd, RawFd};
 use std::rc::Rc;
@@ -134,6 +132,11 @@ fn build_core(
     let regions = table.regions();
     let slots = table.slots_per_region();
     let n_listeners = boot.listeners.iter().map(|l| l.per_worker.len()).sum();
+    if slots > super::deadlines::MAX_SLOTS {
+        return Err(io::Error::other(
+            "more slots per worker than deadlines can address",
+        ));
+    }
     let tokens = Tokens::new(slots, n_listeners, regions)
         .ok_or_else(|| io::Error::other("token layout overflows"))?;
     let listeners = open_listeners(boot, &registry, &tokens)?;
@@ -173,11 +176,12 @@ fn build_core(
         more_input: Vec::new(),
         resume: Vec::new(),
         pool: Vec::new(),
+        zbuf: Vec::new(),
         outbox: Outbox::new(region, regions),
         ipc_tx: boot.ipc_tx.clone(),
         ipc_tx_registered: vec![false; regions],
         ipc_rx: boot.ipc_rx,
-        deadlines: BinaryHeap::<Reverse<_>>::new(),
+        deadlines: Default::default(),
         now,
         wall: clock::wall_ms(),
         stopping: None,

@@ -1,7 +1,6 @@
 //! Time-driven work: user timers, per-connection deadlines (handshake, closing handshake,
 //! linger), the heartbeat's idle check, server pings, and publishing stats.
 
-use std::cmp::Reverse;
 use std::sync::atomic::Ordering;
 
 use super::{guarded, Core, Worker};
@@ -34,14 +33,11 @@ impl Core {
     /// Closes connections whose deadline passed.
     fn expire_deadlines(&mut self) {
         let now = self.now;
-        while let Some(Reverse((d, key, fd))) = self.deadlines.peek().copied() {
-            if d > now {
-                break;
-            }
-            self.deadlines.pop();
-            let Some(c) = self.conn(key, fd) else {
+        while let Some((d, key)) = self.deadlines.pop_due(now) {
+            let Some(c) = self.conns.get_mut(key) else {
                 continue;
             };
+            let fd = c.fd;
             if c.deadline_ms != d as u32 {
                 continue; // superseded by a later deadline
             }
@@ -138,8 +134,8 @@ impl Core {
         {
             next = next.min(d);
         }
-        if let Some(Reverse((d, _, _))) = self.deadlines.peek() {
-            next = next.min(*d);
+        if let Some(d) = self.deadlines.next() {
+            next = next.min(d);
         }
         next.saturating_sub(self.now)
     }

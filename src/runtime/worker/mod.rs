@@ -19,6 +19,7 @@
 mod accept;
 mod boot;
 mod context;
+mod deadlines;
 mod event_loop;
 mod housekeeping;
 mod http;
@@ -31,13 +32,12 @@ mod tokens;
 mod upgrade;
 mod websocket;
 
-use std::cmp::Reverse;
-use std::collections::BinaryHeap;
 use std::os::fd::RawFd;
 
 use mio::net::TcpListener;
 use mio::Registry;
 use slab::Slab;
+use thin_vec::ThinVec;
 
 pub use context::{BroadcastReport, Ctx};
 pub use mailbox::WorkerHandle;
@@ -99,13 +99,16 @@ pub(crate) struct Core {
     more_input: Vec<usize>,
     /// Connections whose held request was answered (pipelined input may wait).
     resume: Vec<usize>,
-    pool: Vec<Vec<u8>>,
+    /// Output buffers (thin: 8 bytes in an idle connection) kept for reuse.
+    pool: Vec<ThinVec<u8>>,
+    /// The compressor's output buffer, taken while a push is compressed.
+    zbuf: Vec<u8>,
     outbox: Outbox,
     ipc_tx: Vec<RawFd>,
     ipc_tx_registered: Vec<bool>,
     ipc_rx: RawFd,
-    /// (monotonic deadline, key, fd): handshake, closing and linger deadlines.
-    deadlines: BinaryHeap<Reverse<(u64, usize, Fd)>>,
+    /// Handshake, closing and linger deadlines.
+    deadlines: deadlines::Deadlines,
     /// Monotonic milliseconds at the start of the current batch.
     now: u64,
     /// Wall-clock milliseconds at the start of the batch (for the table only).

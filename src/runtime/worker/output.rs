@@ -2,10 +2,11 @@
 //! bounded by `buffer_output_size`), flushing at the end of a batch, lingering closes, and
 //! marking connections for removal.
 
-use std::cmp::Reverse;
 use std::io::{self, Write};
 
 use mio::{Interest, Token};
+
+use thin_vec::ThinVec;
 
 use super::{Core, LINGER_MS, POOL_KEEP, POOL_MAX};
 use crate::protocol::frame::WEBSOCKET_STATUS_CLOSING;
@@ -14,7 +15,7 @@ use crate::runtime::handler::CloseReason;
 use crate::runtime::table::Fd;
 
 impl Core {
-    pub(super) fn give_buf(&mut self, mut b: Vec<u8>) {
+    pub(super) fn give_buf(&mut self, mut b: ThinVec<u8>) {
         if b.capacity() > 0 && b.capacity() <= POOL_KEEP && self.pool.len() < POOL_MAX {
             b.clear();
             self.pool.push(b);
@@ -222,7 +223,7 @@ impl Core {
     pub(super) fn push_deadline(&mut self, at: u64, key: usize, fd: Fd) {
         if let Some(c) = self.conn(key, fd) {
             c.deadline_ms = at as u32;
-            self.deadlines.push(Reverse((at, key, fd)));
+            self.deadlines.push(at, key);
         }
     }
 }

@@ -2,6 +2,8 @@
 //! 6455 validation, subprotocol and permessage-deflate negotiation, the sanitised 101, and
 //! the switch of the connection's state.
 
+use thin_vec::ThinVec;
+
 use super::{guarded, Core, Worker};
 use crate::protocol::decoder::{DecoderConfig, MessageDecoder};
 use crate::protocol::deflate::{self, Inflater};
@@ -109,10 +111,10 @@ impl Core {
     }
 
     /// Frames the client sent right behind its upgrade request.
-    fn take_early_frames(&mut self, key: usize, fd: Fd) -> Vec<u8> {
+    fn take_early_frames(&mut self, key: usize, fd: Fd) -> ThinVec<u8> {
         match self.conn(key, fd) {
             Some(c) if !c.inbuf.is_empty() && c.phase == Phase::Ws => std::mem::take(&mut c.inbuf),
-            _ => Vec::new(),
+            _ => ThinVec::new(),
         }
     }
 }
@@ -167,7 +169,7 @@ impl<H: Handler> Worker<H> {
         }
         let mut early = self.cx.core().take_early_frames(key, fd);
         if !early.is_empty() {
-            self.on_ws_input(key, fd, &mut early);
+            self.on_ws_input(key, fd, &mut early[..]);
         }
     }
 }

@@ -1,7 +1,9 @@
 //! WebSocket connections: decoding input into handler events, pushing messages, and the
 //! closing handshake.
 
-use super::{guarded, Core, Worker, DIRECT_WRITE_MIN};
+use thin_vec::ThinVec;
+
+use super::{guarded, Core, Worker, DIRECT_WRITE_MIN, POOL_KEEP};
 use crate::protocol::close::close_payload;
 use crate::protocol::decoder::Event;
 use crate::protocol::frame::{
@@ -68,26 +70,23 @@ impl Core {
             return false;
         }
         let fin = flags & FLAG_FIN != 0;
-        let mut scratch;
+        let mut zbuf = Vec::new();
         // Only whole data messages are compressed (RSV1 belongs to a message's first frame).
         let compress = flags & FLAG_COMPRESS != 0
             && fin
             && matches!(OpCode::from_u8(opcode), Some(OpCode::Text | OpCode::Binary));
         let (payload, rsv1): (&[u8], bool) = match (&mut c.deflater, compress) {
             (Some(d), true) => {
-                scratch = self.pool.pop().unwrap_or_default();
-                match d.deflater().compress(data, &mut scratch) {
-                    Ok(()) => (&scratch[..], true),
+                zbuf = std::mem::take(&mut self.zbuf);
+                match d.deflater().compress(data, &mut zbuf) {
+                    Ok(()) => (&zbuf[..], true),
                     Err(e) => {
                         log::warn!("fd {}: compression failed: {e}", c.fd);
                         return false;
                     }
                 }
             }
-            _ => {
-                scratch = Vec::new();
-                (data, false)
-            }
+            _ => (data, false),
         };
         let mut hdr = [0u8; 14];
         let n = encode_header(&mut hdr, fin, rsv1, opcode, payload.len(), None);
@@ -97,7 +96,10 @@ impl Core {
         if sent {
             self.messages_out += 1;
         }
-        self.give_buf(scratch);
+        if zbuf.capacity() <= POOL_KEEP {
+            zbuf.clear();
+            self.zbuf = zbuf;
+        }
         sent
     }
 
@@ -132,7 +134,7 @@ impl Core {
             Input::Fresh(rest) => c.inbuf.extend_from_slice(&rest[pos.min(rest.len())..]),
         }
         if c.inbuf.is_empty() && c.inbuf.capacity() > 0 {
-            c.inbuf = Vec::new();
+            c.inbuf = ThinVec::new();
         }
         let recv_pending = c.inbuf.len();
         if recv_pending > 0 || c.queue_reported {
@@ -146,7 +148,7 @@ impl Core {
 
 /// Input of one decode pass: bytes held from earlier reads plus the fresh ones, or only fresh.
 enum Input<'a> {
-    Held(Vec<u8>),
+    Held(ThinVec<u8>),
     Fresh(&'a [u8]),
 }
 
