@@ -39,6 +39,21 @@ fn read_quiet(s: &mut TcpStream) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The fd of the request the server printed as held, then the reason of its `on_disconnect`
+/// once `act` has run.
+fn held_disconnect_reason(srv: &ServerProc, act: impl FnOnce()) -> String {
+    let held = srv
+        .wait_line(Duration::from_secs(5), |l| l.starts_with("held "))
+        .expect("a held request");
+    let fd = held.trim_start_matches("held ").to_string();
+    act();
+    let prefix = format!("disconnected {fd} ");
+    srv.wait_line(Duration::from_secs(5), |l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no disconnect of fd {fd}: {:?}", srv.lines()))
+        .trim_start_matches(&prefix)
+        .to_string()
+}
+
 fn whoami_seam(ws: &mut Ws) -> (u64, usize) {
     let r = call(ws, "whoami");
     let field = |k: &str| {
@@ -51,20 +66,7 @@ fn whoami_seam(ws: &mut Ws) -> (u64, usize) {
 }
 
 fn on_both_workers(port: u16) -> ((Ws, u64), (Ws, u64)) {
-    let (mut on0, mut on1) = (None, None);
-    for _ in 0..200 {
-        let mut ws = ws_connect(port, "/");
-        let (fd, w) = whoami_seam(&mut ws);
-        match w {
-            0 if on0.is_none() => on0 = Some((ws, fd)),
-            1 if on1.is_none() => on1 = Some((ws, fd)),
-            _ => {}
-        }
-        if on0.is_some() && on1.is_some() {
-            break;
-        }
-    }
-    (on0.expect("worker 0"), on1.expect("worker 1"))
+    clients_on_two_workers_with(port, whoami_seam)
 }
 
 #[test]
@@ -91,18 +93,30 @@ fn a_held_client_that_leaves_gets_on_disconnect_and_is_not_answered() {
     let srv = seam("1");
     let mut held = http_stream(srv.port(), b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
     assert_eq!(read_quiet(&mut held), "");
-    drop(held);
-    let line = srv.wait_line(Duration::from_secs(5), |l| l.starts_with("disconnected"));
-    assert!(
-        line.as_deref()
-            .is_some_and(|l| l.ends_with("ConnectionLost")),
-        "{line:?}"
-    );
+    let reason = held_disconnect_reason(&srv, || drop(held));
+    assert_eq!(reason, "ConnectionLost");
     let r = raw_http(
         srv.port(),
         b"GET /release HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     );
     assert!(r.contains("answered 0"), "{r}");
+}
+
+#[test]
+fn input_piling_up_behind_a_held_request_is_bounded() {
+    let srv = seam("1");
+    let mut held = http_stream(srv.port(), b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(read_quiet(&mut held), "");
+    // More than max_header_size + package_max_length (8 KiB + 2 MiB) behind the held request.
+    let reason = held_disconnect_reason(&srv, || {
+        let junk = vec![b'x'; 64 * 1024];
+        for _ in 0..48 {
+            if held.write_all(&junk).is_err() {
+                break; // already closed by the server
+            }
+        }
+    });
+    assert_eq!(reason, "ServerDropped");
 }
 
 #[test]
@@ -177,6 +191,8 @@ fn layers_talk_between_workers_on_their_own_channel() {
     assert_eq!(call(&mut b, "peer 0 back"), "back via 0 from 1");
     assert_eq!(call(&mut a, "peer 0 self"), "self via 0 from 0");
     assert_eq!(call(&mut a, "peer 9 nowhere"), "peer failed");
+    // From a thread of worker 0, through its handle, to worker 1.
+    assert_eq!(call(&mut a, "thread-peer 1 hi"), "hi via 1 from 0");
 }
 
 #[test]

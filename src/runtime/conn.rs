@@ -116,6 +116,16 @@ impl Conn {
         self.outbuf.len() - self.outpos as usize
     }
 
+    /// Drops the first `n` bytes of unconsumed input; an empty input buffer is freed, so an
+    /// idle connection keeps no allocation from its handshake.
+    pub fn consume_input(&mut self, n: usize) {
+        if n >= self.inbuf.len() {
+            self.inbuf = ThinVec::new();
+        } else {
+            self.inbuf.drain(..n);
+        }
+    }
+
     /// Records the first cause of closing (later causes are consequences of it).
     pub fn set_reason(&mut self, reason: CloseReason) {
         self.reason.get_or_insert(reason);

@@ -42,37 +42,16 @@ pub(crate) struct Callbacks {
 
 use crate::runtime::table::Fd;
 
-/// Errors of [`Server::start`].
+/// Errors of [`Server::start`]: the Swoole layer's own, or the runtime's.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// `start()` without `on_message`.
     #[error("on_message callback is required (Swoole refuses to start without onMessage)")]
     NoOnMessage,
-    /// A listening address could not be bound (in use, not resolvable, no permission).
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// `host:port` as configured.
-        addr: String,
-        /// The operating system's error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A setting or configuration file is invalid.
-    #[error("invalid setting: {0}")]
-    Config(String),
-    /// Any other operating-system error at start-up.
+    /// The runtime could not start: a port cannot be bound (the error names the address), a
+    /// setting or configuration file is invalid, or the OS refused something at start-up.
     #[error(transparent)]
-    Io(#[from] std::io::Error),
-}
-
-impl From<StartError> for Error {
-    fn from(e: StartError) -> Self {
-        match e {
-            StartError::Bind { addr, source } => Error::Bind { addr, source },
-            StartError::Config(m) => Error::Config(m),
-            StartError::Io(e) => Error::Io(e),
-        }
-    }
+    Start(#[from] StartError),
 }
 
 /// A WebSocket server in the model of Swoole's `WebSocket\Server`.
@@ -140,7 +119,8 @@ impl Server {
     /// they were at start).
     pub fn config_file(&mut self, path: impl Into<std::path::PathBuf>) -> Result<&mut Self, Error> {
         let path = path.into();
-        self.settings = Settings::from_file(&self.settings, &path).map_err(Error::Config)?;
+        self.settings = Settings::from_file(&self.settings, &path)
+            .map_err(|e| Error::Start(StartError::Config(e)))?;
         self.config_file = Some(path);
         Ok(self)
     }
@@ -262,6 +242,6 @@ impl Server {
             settings: self.settings.clone(),
             config_file: self.config_file.clone(),
         };
-        crate::runtime::serve(spec, self).map_err(Error::from)
+        Ok(crate::runtime::serve(spec, self)?)
     }
 }

@@ -330,13 +330,24 @@ pub fn whoami(ws: &mut Ws) -> (u64, usize) {
     (fd, worker)
 }
 
-/// Connects clients until there is one on worker 0 and one on worker 1.
+/// Connects clients until there is one on worker 0 and one on worker 1 (testbed: each client
+/// is welcomed first).
 pub fn clients_on_two_workers(port: u16) -> ((Ws, u64), (Ws, u64)) {
+    clients_on_two_workers_with(port, |ws| {
+        let _welcome = recv_text(ws);
+        whoami(ws)
+    })
+}
+
+/// Like `clients_on_two_workers`, with `whoami` answering (fd, worker id) for a new client.
+pub fn clients_on_two_workers_with(
+    port: u16,
+    whoami: impl Fn(&mut Ws) -> (u64, usize),
+) -> ((Ws, u64), (Ws, u64)) {
     let mut on0 = None;
     let mut on1 = None;
     for _ in 0..200 {
         let mut ws = ws_connect(port, "/");
-        let _welcome = recv_text(&mut ws);
         let (fd, w) = whoami(&mut ws);
         match w {
             0 if on0.is_none() => on0 = Some((ws, fd)),

@@ -3,11 +3,12 @@
 //! by the handler, typed per-connection state in a `ConnMap`, peer messages on a layer's own
 //! channel, a thread running work on the worker through a `WorkerHandle`, close reasons.
 //!
-//! HTTP: `GET /hold` is held until `GET /release?msg=M` answers every held request of that
+//! HTTP: `GET /hold` is held (stdout: `held <fd>`) until `GET /release?msg=M` answers every held request of that
 //! worker with `M`. Upgrades: `/refuse` gets 403; `?name=N` names the connection; `?v=V` is
 //! echoed in an `X-Value` header of the 101. WebSocket text commands: `name`, `whoami`,
 //! `peer <worker> <text>` (the other worker pushes `<text> via <worker>` back),
-//! `thread <text>`, `bcast <text>` (answered with the broadcast's report), `bye <code>`.
+//! `thread <text>`, `thread-peer <worker> <text>` (the same, sent from a thread),
+//! `bcast <text>` (answered with the broadcast's report), `bye <code>`.
 //! Close events print `closed <fd> <reason>` on stdout.
 
 use std::cell::RefCell;
@@ -48,6 +49,8 @@ impl Handler for Seam {
         match request.path() {
             "/hold" => {
                 self.held.borrow_mut().push(conn);
+                println!("held {}", conn.fd);
+                let _ = std::io::stdout().flush();
                 HttpReply::Hold
             }
             "/release" => {
@@ -119,6 +122,13 @@ impl Handler for Seam {
                 std::thread::spawn(move || {
                     handle.run(move |_seam, cx| say(cx, fd, &format!("thread {arg}")));
                 });
+            }
+            "thread-peer" => {
+                let handle = cx.handle();
+                let (w, rest) = arg.split_once(' ').unwrap_or((arg, ""));
+                let worker = w.parse().unwrap_or(usize::MAX);
+                let body = format!("{} {rest}", conn.fd).into_bytes();
+                std::thread::spawn(move || handle.send_to_worker(worker, CHANNEL, body));
             }
             "bcast" => {
                 let r = cx.broadcast(arg.as_bytes(), OpCode::Text);

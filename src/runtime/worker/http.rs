@@ -92,8 +92,7 @@ impl<H: Handler> Worker<H> {
         let mut core = self.cx.core();
         if let Some(c) = core.conn(key, fd) {
             if c.phase == Phase::Http && pos > 0 {
-                let n = pos.min(c.inbuf.len());
-                c.inbuf.drain(..n);
+                c.consume_input(pos);
             }
         }
     }
@@ -177,7 +176,7 @@ impl Core {
         *pos = start + head_len + body_len;
         if upgrade {
             // What follows the upgrade request is WebSocket input.
-            c.inbuf.drain(..*pos);
+            c.consume_input(*pos);
             *pos = 0;
         }
         let remote = c

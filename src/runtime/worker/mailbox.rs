@@ -60,6 +60,17 @@ impl<H: Handler> WorkerHandle<H> {
     pub fn run(&self, f: impl FnOnce(&H, &Ctx<H>) + Send + 'static) -> bool {
         self.tx.send(Box::new(f)).is_ok() && self.waker.wake().is_ok()
     }
+
+    /// Hands `data` to worker `worker_id`'s `on_peer_message` on `channel`, through this
+    /// worker (closures cannot cross processes; bytes on a channel can). The send itself
+    /// happens on this worker's thread; `false` only if this worker is gone.
+    pub fn send_to_worker(&self, worker_id: usize, channel: u16, data: Vec<u8>) -> bool {
+        self.run(move |_, cx| {
+            if !cx.send_to_worker(worker_id, channel, &data) {
+                log::warn!("worker handle: worker {worker_id} cannot be reached");
+            }
+        })
+    }
 }
 
 impl<H: Handler> Worker<H> {
