@@ -13,6 +13,8 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+#[cfg(feature = "hyperf")]
+pub mod hyperf;
 pub mod protocol;
 pub mod runtime;
 pub mod server;
@@ -24,6 +26,7 @@ pub use protocol::frame::{
 };
 pub use runtime::table::{ConnectionInfo, Fd, Stats, WorkerStats};
 pub use runtime::timer::TimerId;
+pub use runtime::{BroadcastReport, CloseReason};
 pub use server::{Error, Frame, Request, Response, Server, ServerHandle, Settings};
 
 /// The README's Rust examples are compiled as doc-tests.

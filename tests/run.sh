@@ -25,6 +25,7 @@ cargo test
 
 # End to end against the real echo example (master + 2 workers).
 "$VENV/bin/pytest" -q tests/conformance
+"$VENV/bin/pytest" -q tests/hyperf
 
 if [ -f tests/node/package.json ]; then
   node --test tests/node/

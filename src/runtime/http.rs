@@ -16,6 +16,9 @@ pub struct Request {
     pub remote_addr: SocketAddr,
     /// Port of the listener that accepted the connection.
     pub server_port: u16,
+    /// Index of that listener in `ServeSpec::listeners` (several servers in one process set
+    /// tell their requests apart by it, also when their ports were chosen by the OS).
+    pub listener: usize,
     /// Request body (plain HTTP requests with `Content-Length`).
     pub body: Vec<u8>,
     pub(crate) http: HttpRequest,
@@ -32,6 +35,7 @@ impl Request {
             fd,
             remote_addr,
             server_port,
+            listener: 0,
             body: Vec::new(),
             http,
         }

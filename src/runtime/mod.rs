@@ -19,7 +19,7 @@
 //! let spec = ServeSpec {
 //!     listeners: vec![ListenSpec { host: "0.0.0.0".into(), port: 9502, websocket: true }],
 //!     settings: Settings { worker_num: 2, ..Settings::default() },
-//!     config_file: None,
+//!     ..ServeSpec::default()
 //! };
 //! serve(spec, Echo).expect("server");
 //! ```

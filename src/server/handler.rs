@@ -109,7 +109,11 @@ impl Server {
 
 /// A runtime message as Swoole's `Frame`; a close frame's payload (code + reason) is built
 /// in `scratch`.
-fn swoole_frame<'a>(conn: ConnId, message: Message<'a>, scratch: &'a mut Vec<u8>) -> Frame<'a> {
+pub(crate) fn swoole_frame<'a>(
+    conn: ConnId,
+    message: Message<'a>,
+    scratch: &'a mut Vec<u8>,
+) -> Frame<'a> {
     let frame = |data, opcode, flags| Frame {
         fd: conn.fd,
         data,

@@ -5,7 +5,7 @@ mod api;
 mod context;
 mod frame;
 pub(crate) mod handle;
-mod handler;
+pub(crate) mod handler;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -241,6 +241,7 @@ impl Server {
             listeners: self.listeners.clone(),
             settings: self.settings.clone(),
             config_file: self.config_file.clone(),
+            ..ServeSpec::default()
         };
         Ok(crate::runtime::serve(spec, self)?)
     }

@@ -190,7 +190,7 @@ fn main() {
             websocket_compression: args.compression,
             ..Settings::default()
         },
-        config_file: None,
+        ..ServeSpec::default()
     };
     if let Err(e) = serve(spec, Seam::default()) {
         eprintln!("seam: {e}");

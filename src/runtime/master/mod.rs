@@ -42,7 +42,7 @@ pub struct ListenSpec {
 }
 
 /// What [`serve`] runs: the ports, the settings, and a configuration file re-read on reload.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ServeSpec {
     /// Ports to listen on, in order.
     pub listeners: Vec<ListenSpec>,
@@ -51,6 +51,9 @@ pub struct ServeSpec {
     /// Re-read on every rolling reload (`SIGUSR1`); workers started by the reload get the new
     /// settings.
     pub config_file: Option<PathBuf>,
+    /// Printed before each `… Server listening at host:port` start-up line (Hyperf prints
+    /// `[INFO] `); empty by default.
+    pub announce_prefix: String,
 }
 
 /// One listening port: a SO_REUSEPORT socket per worker id, all owned by the master.
@@ -99,7 +102,7 @@ struct Master<H> {
 /// `worker_num` workers running `handler`, supervises them and returns after a graceful
 /// shutdown (SIGTERM/SIGINT). Never returns in the workers.
 pub fn serve<H: Handler>(spec: ServeSpec, handler: H) -> Result<(), Error> {
-    let mut st = spec.settings;
+    let mut st = spec.settings.clone();
     if st.worker_num == 0 {
         return Err(Error::Config("worker_num must be at least 1".into()));
     }
@@ -141,7 +144,7 @@ pub fn serve<H: Handler>(spec: ServeSpec, handler: H) -> Result<(), Error> {
         Signal::SIGUSR2,
         Signal::SIGCHLD,
     ])?;
-    announce(&spec.listeners, &ports, st.worker_num);
+    announce(&spec, &ports, st.worker_num);
     let pid_file = st.pid_file.clone();
     let mut m = Master {
         handler: Some(handler),
@@ -163,10 +166,15 @@ pub fn serve<H: Handler>(spec: ServeSpec, handler: H) -> Result<(), Error> {
 }
 
 /// The start-up lines (Swoole/Hyperf print the same).
-fn announce(specs: &[ListenSpec], ports: &[BoundPort], workers: usize) {
-    for (p, l) in ports.iter().zip(specs) {
+fn announce(spec: &ServeSpec, ports: &[BoundPort], workers: usize) {
+    for (p, l) in ports.iter().zip(&spec.listeners) {
         let kind = if p.websocket { "WebSocket" } else { "HTTP" };
-        println!("{kind} Server listening at {}:{}", l.host, p.addr.port());
+        let prefix = &spec.announce_prefix;
+        println!(
+            "{prefix}{kind} Server listening at {}:{}",
+            l.host,
+            p.addr.port()
+        );
     }
     let _ = io::stdout().flush();
     log::info!(

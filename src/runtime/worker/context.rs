@@ -10,7 +10,7 @@ use mio::Waker;
 
 use super::mailbox::{Job, WorkerHandle};
 use super::Core;
-use crate::protocol::close::is_valid_app_close_code;
+use crate::protocol::close::{is_valid_app_close_code, is_valid_wire_close_code};
 use crate::protocol::frame::{encode_frame, OpCode, FLAG_FIN, WEBSOCKET_STATUS_ACTIVE};
 use crate::runtime::handler::{ConnId, Handler};
 use crate::runtime::http::Response;
@@ -185,7 +185,14 @@ impl<H: Handler> Ctx<H> {
     /// nothing is sent. The connection closes when the client answers, or after
     /// `max_wait_time`.
     pub fn disconnect(&self, fd: Fd, code: u16, reason: &str) -> bool {
-        if !is_valid_app_close_code(code) || reason.len() > 123 {
+        is_valid_app_close_code(code) && self.close_with(fd, code, reason)
+    }
+
+    /// Like [`disconnect`](Ctx::disconnect) with any code a server may send (e.g. 1011 for a
+    /// failure of the application, 1008 for a policy violation): what layers use to fail a
+    /// connection. `false` for a code not valid on the wire or a reason over 123 bytes.
+    pub fn close_with(&self, fd: Fd, code: u16, reason: &str) -> bool {
+        if !is_valid_wire_close_code(code) || reason.len() > 123 {
             return false;
         }
         self.route(
@@ -394,6 +401,6 @@ impl<H: Handler> Ctx<H> {
     /// A `Send + Sync` handle through which other threads of this process run closures on
     /// this worker's reactor.
     pub fn handle(&self) -> WorkerHandle<H> {
-        WorkerHandle::new(self.0.jobs_tx.clone(), self.0.waker.clone())
+        WorkerHandle::new(self.0.jobs_tx.clone(), self.0.waker.clone(), self.0.table)
     }
 }

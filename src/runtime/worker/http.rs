@@ -185,6 +185,7 @@ impl Core {
             .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
         let mut request = Request::new(fd, remote, port.port, http);
         request.body = body;
+        request.listener = listener;
         Some((request, upgrade))
     }
 }

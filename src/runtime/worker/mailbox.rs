@@ -9,7 +9,9 @@ use crossbeam_channel::Sender;
 use mio::Waker;
 
 use super::{guarded, Ctx, Worker};
+use crate::protocol::frame::WEBSOCKET_STATUS_ACTIVE;
 use crate::runtime::handler::Handler;
+use crate::runtime::table::{ConnectionInfo, Fd, SharedTable};
 
 /// A closure to run on the worker, with its handler and context.
 pub(crate) type Job<H> = Box<dyn FnOnce(&H, &Ctx<H>) + Send>;
@@ -34,6 +36,7 @@ pub(crate) type Job<H> = Box<dyn FnOnce(&H, &Ctx<H>) + Send>;
 pub struct WorkerHandle<H> {
     tx: Sender<Job<H>>,
     waker: Arc<Waker>,
+    table: SharedTable,
     _h: PhantomData<fn(&H)>,
 }
 
@@ -42,18 +45,31 @@ impl<H> Clone for WorkerHandle<H> {
         WorkerHandle {
             tx: self.tx.clone(),
             waker: self.waker.clone(),
+            table: self.table,
             _h: PhantomData,
         }
     }
 }
 
 impl<H: Handler> WorkerHandle<H> {
-    pub(crate) fn new(tx: Sender<Job<H>>, waker: Arc<Waker>) -> Self {
+    pub(crate) fn new(tx: Sender<Job<H>>, waker: Arc<Waker>, table: SharedTable) -> Self {
         WorkerHandle {
             tx,
             waker,
+            table,
             _h: PhantomData,
         }
+    }
+
+    /// Whether `fd` is an established WebSocket on any worker (read from the shared table,
+    /// from any thread).
+    pub fn is_established(&self, fd: Fd) -> bool {
+        self.table.status(fd) == WEBSOCKET_STATUS_ACTIVE
+    }
+
+    /// Connection details of `fd` on any worker, from any thread.
+    pub fn connection_info(&self, fd: Fd) -> Option<ConnectionInfo> {
+        self.table.info(fd)
     }
 
     /// Runs `f` on the worker's thread. `false` only if the worker is gone.

@@ -164,7 +164,7 @@ impl<H: Handler> Worker<H> {
             }
             Msg::Disconnect { fd, code, reason } => {
                 self.cx
-                    .disconnect(fd, code, std::str::from_utf8(reason).unwrap_or(""));
+                    .close_with(fd, code, std::str::from_utf8(reason).unwrap_or(""));
             }
             Msg::Broadcast { frame, only } => {
                 self.cx.core().broadcast_local(frame, only.as_deref());

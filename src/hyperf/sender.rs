@@ -1,0 +1,85 @@
+//! [`Sender`] (Hyperf's `Hyperf\WebSocketServer\Sender`): push to and disconnect any
+//! connection from any HTTP handler, timer or thread of any worker.
+
+use std::cell::RefCell;
+
+use super::App;
+use crate::protocol::frame::{OpCode, FLAG_FIN};
+use crate::runtime::table::Fd;
+use crate::runtime::{Ctx, WorkerHandle};
+
+thread_local! {
+    /// The worker's context on its reactor thread (unset on other threads).
+    static REACTOR: RefCell<Option<Ctx<App>>> = const { RefCell::new(None) };
+}
+
+pub(crate) fn set_reactor(cx: &Ctx<App>) {
+    REACTOR.with(|r| *r.borrow_mut() = Some(cx.clone()));
+}
+
+/// `Send + Sync + Clone`. A push goes straight to the worker that owns the fd (the fd names it
+/// in O(1): one crossing, not a message to every worker as in Hyperf), and the result is the
+/// truth: `true` only when the fd is an established WebSocket connection.
+///
+/// On the worker's own thread the push happens at once. From another thread it is handed to
+/// the worker's reactor; `true` then means "established when the push was queued".
+#[derive(Clone)]
+pub struct Sender {
+    handle: WorkerHandle<App>,
+}
+
+impl Sender {
+    pub(crate) fn new(cx: &Ctx<App>) -> Sender {
+        Sender {
+            handle: cx.handle(),
+        }
+    }
+
+    fn on_reactor<R>(f: impl FnOnce(&Ctx<App>) -> R) -> Option<R> {
+        let cx = REACTOR.with(|r| r.borrow().clone())?;
+        Some(f(&cx))
+    }
+
+    fn send(&self, fd: Fd, data: &[u8], opcode: OpCode) -> bool {
+        if let Some(ok) = Self::on_reactor(|cx| cx.push(fd, data, opcode, FLAG_FIN)) {
+            return ok;
+        }
+        if !self.handle.is_established(fd) {
+            return false;
+        }
+        let data = data.to_vec();
+        self.handle.run(move |_, cx| {
+            cx.push(fd, &data, opcode, FLAG_FIN);
+        })
+    }
+
+    /// Pushes a text message to `fd`.
+    pub fn push(&self, fd: Fd, data: impl AsRef<[u8]>) -> bool {
+        self.send(fd, data.as_ref(), OpCode::Text)
+    }
+
+    /// Pushes a binary message to `fd`.
+    pub fn push_binary(&self, fd: Fd, data: impl AsRef<[u8]>) -> bool {
+        self.send(fd, data.as_ref(), OpCode::Binary)
+    }
+
+    /// Closes `fd` with a close frame (`code` 1000 or 4000–4999, `reason` ≤ 123 bytes).
+    pub fn disconnect(&self, fd: Fd, code: u16, reason: &str) -> bool {
+        if let Some(ok) = Self::on_reactor(|cx| cx.disconnect(fd, code, reason)) {
+            return ok;
+        }
+        let valid = code == 1000 || (4000..5000).contains(&code);
+        if !valid || reason.len() > 123 || !self.handle.is_established(fd) {
+            return false;
+        }
+        let reason = reason.to_string();
+        self.handle.run(move |_, cx| {
+            cx.disconnect(fd, code, &reason);
+        })
+    }
+
+    /// Whether `fd` is an established WebSocket connection on any worker.
+    pub fn is_established(&self, fd: Fd) -> bool {
+        self.handle.is_established(fd)
+    }
+}
