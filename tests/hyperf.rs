@@ -218,6 +218,21 @@ fn http_routes_take_json_bodies_and_parameters_and_answer_404_405_and_400() {
 }
 
 #[test]
+fn the_sender_works_from_a_thread_and_tells_the_truth() {
+    let (srv, _cfg) = testbed();
+    let mut ws = ws_connect(srv.ports[0], "/ctl");
+    let fd = call(&mut ws, "fd");
+    let send = |fd: &str| {
+        let req =
+            format!("GET /thread-send?fd={fd} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        raw_http(srv.ports[1], req.as_bytes())
+    };
+    assert!(send("999999").ends_with(r#"{"sent":false}"#));
+    assert!(send(&fd).ends_with(r#"{"sent":true}"#));
+    assert_eq!(recv_text(&mut ws), "from a thread");
+}
+
+#[test]
 fn a_bad_config_file_fails_at_start_naming_the_file_and_key() {
     let path =
         std::env::temp_dir().join(format!("prefork-ws-hyperf-bad-{}.toml", std::process::id()));

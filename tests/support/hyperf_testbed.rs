@@ -7,9 +7,10 @@
 //! `on_message`); `/mw-refuse` (route middleware answers 403 itself); `/mw-panic` (route
 //! middleware panics: 500 through the exception chain); `/mw-error` (route middleware
 //! returns a 418 `HttpException`); `/ctl` (`panic` panics in `on_message`, `soft` returns a
-//! 409 error that keeps the connection, anything else is echoed). Exception chain: a handler
+//! 409 error that keeps the connection, `fd` answers the fd, anything else is echoed). Exception chain: a handler
 //! that adds `X-Handled: 1`, then the default. HTTP server `http`: `POST /json` echoes a JSON
-//! body's `name` (400 for bad JSON), `GET /item/{id}`.
+//! body's `name` (400 for bad JSON), `GET /item/{id}`, `GET /thread-send?fd=` (the Sender
+//! used from a thread).
 
 use std::path::PathBuf;
 
@@ -79,6 +80,10 @@ impl WsController for Ctl {
         match f.text().unwrap_or("") {
             "panic" => panic!("controller panic on purpose"),
             "soft" => Err(HttpException::new(409, "soft failure").into()),
+            "fd" => {
+                s.push(s.fd().to_string());
+                Ok(())
+            }
             t => {
                 s.push(format!("echo {t}"));
                 Ok(())
@@ -137,6 +142,15 @@ fn main() {
             r.post("/json", |req| {
                 let v: serde_json::Value = req.json()?;
                 Ok(json(&serde_json::json!({ "hello": v["name"] })))
+            });
+            r.get("/thread-send", |req| {
+                // The Sender is Send + Sync: a thread pushes, the owner worker delivers.
+                let fd: u64 = req.query("fd").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let sender = req.sender();
+                let sent = std::thread::spawn(move || sender.push(fd, "from a thread"))
+                    .join()
+                    .unwrap_or(false);
+                Ok(json(&serde_json::json!({ "sent": sent })))
             });
             r.get("/item/{id}", |req| {
                 Ok(json(&serde_json::json!({ "id": req.param("id") })))
