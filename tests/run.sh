@@ -9,9 +9,11 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # Python clients (pytest, websockets) in a private virtualenv.
 VENV=target/test-venv
-if [ ! -x "$VENV/bin/pytest" ]; then
-  python3 -m venv "$VENV"
+# (Re-)installed when missing or when tests/requirements.txt changed since the last install.
+if [ ! -x "$VENV/bin/pytest" ] || ! cmp -s tests/requirements.txt "$VENV/requirements.installed"; then
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/requirements.txt
+  cp tests/requirements.txt "$VENV/requirements.installed"
 fi
 
 # Node client (ws).
@@ -20,10 +22,10 @@ if [ -f tests/node/package.json ] && [ ! -d tests/node/node_modules ]; then
 fi
 
 # Rust: unit tests, property tests, integration tests (examples and tools are built too).
-cargo build --release --example echo
+cargo build --release --example echo --example hyperf_app
 cargo test
 
-# End to end against the real echo example (master + 2 workers).
+# End to end against the real echo example (master + 2 workers) and the Hyperf seed app.
 "$VENV/bin/pytest" -q tests/conformance
 "$VENV/bin/pytest" -q tests/hyperf
 
