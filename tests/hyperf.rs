@@ -1,3 +1,4 @@
+#![cfg(feature = "hyperf")]
 //! The Hyperf-style layer end to end: servers from a TOML file, routes with parameters,
 //! middleware order, refusal and context, exception chains for middleware and controllers,
 //! HTTP routes with JSON; and the ported seed app's Sender across workers.
