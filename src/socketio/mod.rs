@@ -1,0 +1,1 @@
+//! Socket.IO protocol codecs (placeholder; filled in by the next commits).
