@@ -13,11 +13,13 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+pub mod engineio;
 #[cfg(feature = "hyperf")]
 pub mod hyperf;
 pub mod protocol;
 pub mod runtime;
 pub mod server;
+pub mod socketio;
 
 pub use protocol::frame::{
     pack, unpack, OpCode, OwnedFrame, FLAG_COMPRESS, FLAG_FIN, FLAG_RSV1, FLAG_RSV2, FLAG_RSV3,
