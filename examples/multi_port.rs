@@ -3,6 +3,12 @@
 //!
 //! `cargo run --release --example multi_port -- --port 9502 --http-port 9501`
 //! then `curl 'http://127.0.0.1:9501/push?fd=1&message=hi'`.
+//!
+//! `--debug-routes` adds, for the watchdog and the bounded queues:
+//! `GET /debug/hang?worker=W` (worker W blocks forever in `on_pipe_message`),
+//! `GET /debug/workers` (JSON `[{"worker_id":W,"pid":PID}, …]`) and
+//! `GET /debug/broadcast?message=M` (a broadcast; JSON of its report). Every debug answer has an
+//! `X-Worker-Id` header naming the worker that served it.
 
 use clap::Parser;
 use prefork_ws::cli::{self, ExampleArgs};
@@ -16,6 +22,9 @@ struct Args {
     /// Port of the HTTP listener (0 picks a free port, printed at start).
     #[arg(long, value_name = "PORT", default_value_t = 9501)]
     http_port: u16,
+    /// Routes to hang a worker and to list the workers (testing the watchdog).
+    #[arg(long)]
+    debug_routes: bool,
 }
 
 fn main() {
@@ -23,6 +32,7 @@ fn main() {
     let Args {
         common: args,
         http_port,
+        debug_routes,
     } = cli::parse(9502);
     let mut server = Server::new(&args.host, args.port);
     server.add_http_listener(&args.host, http_port);
@@ -41,7 +51,18 @@ fn main() {
     server.on_message(|server, frame| {
         server.push(frame.fd, frame.data, frame.opcode, FLAG_FIN);
     });
-    server.on_request(|server, request, response| match request.path() {
+    if debug_routes {
+        server.on_pipe_message(|_server, _from, data| {
+            if data == b"hang" {
+                log::warn!("hanging on purpose (/debug/hang)");
+                loop {
+                    std::thread::sleep(std::time::Duration::from_secs(3600));
+                }
+            }
+        });
+    }
+    server.on_request(move |server, request, response| match request.path() {
+        p if debug_routes && p.starts_with("/debug/") => debug_route(server, request, response),
         "/push" => {
             let fd = request.get("fd").and_then(|f| f.parse().ok()).unwrap_or(0);
             let msg = request.get("message").unwrap_or_default();
@@ -67,4 +88,47 @@ fn main() {
         }
     });
     ExampleArgs::run(server, "multi_port");
+}
+
+/// The `--debug-routes` routes.
+fn debug_route(
+    server: &Server,
+    request: &prefork_ws::Request,
+    response: &mut prefork_ws::Response,
+) {
+    let me = server.worker_id().unwrap_or(usize::MAX);
+    response.header("X-Worker-Id", &me.to_string());
+    match request.path() {
+        "/debug/hang" => {
+            let w = request
+                .get("worker")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(usize::MAX);
+            let ok = server.send_message("hang", w);
+            response.status(if ok { 200 } else { 404 }).end("");
+        }
+        "/debug/workers" => {
+            let list: Vec<String> = server
+                .stats()
+                .map(|s| s.workers)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|w| w.pid != 0)
+                .map(|w| format!(r#"{{"worker_id":{},"pid":{}}}"#, w.worker_id, w.pid))
+                .collect();
+            response.header("Content-Type", "application/json");
+            response.end(format!("[{}]", list.join(",")));
+        }
+        "/debug/broadcast" => {
+            let r = server.broadcast(request.get("message").unwrap_or_default(), OpCode::Text);
+            response.header("Content-Type", "application/json");
+            response.end(format!(
+                r#"{{"local":{},"workers":{},"unreachable":{}}}"#,
+                r.local, r.workers, r.unreachable
+            ));
+        }
+        _ => {
+            response.status(404).end("");
+        }
+    }
 }

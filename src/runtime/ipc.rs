@@ -216,28 +216,46 @@ struct Pending {
     seq: u32,
 }
 
-/// Outgoing side: one queue per target region.
+/// Outgoing side: one queue per target region, each bounded in bytes.
 pub(crate) struct Outbox {
     from_region: u16,
     seq: u32,
     queues: Vec<VecDeque<Pending>>,
+    /// Bytes not yet written, per target.
+    queued: Vec<usize>,
+    /// Per target: a refusal was already reported in the current full episode.
+    refusing: Vec<bool>,
+    /// Most bytes queued per target (`pipe_buffer_size`).
+    cap: usize,
 }
 
 /// Result of an attempt to send.
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) enum SendState {
     /// Everything went out.
     Done,
     /// Part is queued; wait for the target's tx socket to be writable, then call `flush`.
     Queued,
+    /// Not sent: the target's queue is at its cap (`first`: the first refusal of this full
+    /// episode, to log once).
+    Refused { first: bool },
 }
 
 impl Outbox {
-    pub fn new(from_region: usize, regions: usize) -> Outbox {
+    pub fn new(from_region: usize, regions: usize, cap: usize) -> Outbox {
         Outbox {
             from_region: from_region as u16,
             seq: 0,
             queues: (0..regions).map(|_| VecDeque::new()).collect(),
+            queued: vec![0; regions],
+            refusing: vec![false; regions],
+            cap,
         }
+    }
+
+    /// Bytes waiting for `target`.
+    pub fn queued(&self, target: usize) -> usize {
+        self.queued[target]
     }
 
     #[cfg(test)]
@@ -246,7 +264,15 @@ impl Outbox {
     }
 
     /// Sends `body` to `target` through its tx socket, or queues what does not fit.
+    /// A message is refused when others already wait for `target` and it would take the queue
+    /// past the cap (so one message, whatever its size, can always be sent to an idle peer).
     pub fn send(&mut self, target: usize, tx: RawFd, body: Vec<u8>) -> io::Result<SendState> {
+        let waiting = self.queued[target];
+        if waiting > 0 && waiting + body.len() > self.cap {
+            let first = !std::mem::replace(&mut self.refusing[target], true);
+            return Ok(SendState::Refused { first });
+        }
+        self.queued[target] += body.len();
         self.seq = self.seq.wrapping_add(1);
         let p = Pending {
             body,
@@ -285,6 +311,7 @@ impl Outbox {
                     None,
                 ) {
                     Ok(_) => {
+                        self.queued[target] -= end - p.offset;
                         p.offset = end;
                         if p.offset >= p.body.len() {
                             break;
@@ -295,6 +322,7 @@ impl Outbox {
                     Err(e) => {
                         // The target is gone for good (should not happen: the master keeps
                         // both ends open). Drop the message rather than spin.
+                        self.queued[target] -= p.body.len() - p.offset;
                         q.pop_front();
                         return Err(io::Error::from(e));
                     }
@@ -302,6 +330,8 @@ impl Outbox {
             }
             q.pop_front();
         }
+        // Drained: the next refusal starts a new episode.
+        self.refusing[target] = false;
         Ok(SendState::Done)
     }
 }
@@ -443,20 +473,17 @@ mod tests {
     #[test]
     fn large_messages_arrive_whole_across_chunks() {
         let ch = Channel::new(1 << 20).unwrap();
-        let mut out = Outbox::new(1, 2);
+        let mut out = Outbox::new(1, 2, usize::MAX);
         let mut inbox = Inbox::new(2);
         let big: Vec<u8> = (0..(3 * CHUNK + 17)).map(|i| (i % 251) as u8).collect();
         let mut got = Vec::new();
         let mut st = out.send(0, ch.tx.as_raw_fd(), big.clone()).unwrap();
-        st = match st {
-            SendState::Done => SendState::Done,
-            SendState::Queued => {
-                inbox
-                    .drain(ch.rx.as_raw_fd(), |b| got.push(b.to_vec()))
-                    .unwrap();
-                out.flush(0, ch.tx.as_raw_fd()).unwrap()
-            }
-        };
+        if st == SendState::Queued {
+            inbox
+                .drain(ch.rx.as_raw_fd(), |b| got.push(b.to_vec()))
+                .unwrap();
+            st = out.flush(0, ch.tx.as_raw_fd()).unwrap();
+        }
         assert!(matches!(st, SendState::Done));
         inbox
             .drain(ch.rx.as_raw_fd(), |b| got.push(b.to_vec()))
@@ -466,9 +493,52 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_toward_a_worker_that_does_not_read_is_bounded() {
+        let ch = Channel::new(4096).unwrap();
+        let cap = 64 * 1024;
+        let mut out = Outbox::new(0, 2, cap);
+        let tx = ch.tx.as_raw_fd();
+        let msg = vec![7u8; 1000];
+        let mut states = Vec::new();
+        for _ in 0..200 {
+            states.push(out.send(1, tx, msg.clone()).unwrap());
+        }
+        assert!(out.queued(1) <= cap, "{} bytes queued", out.queued(1));
+        let refused: Vec<_> = states
+            .iter()
+            .filter_map(|s| match s {
+                SendState::Refused { first } => Some(*first),
+                _ => None,
+            })
+            .collect();
+        assert!(!refused.is_empty(), "the cap was reached");
+        assert_eq!(
+            refused.iter().filter(|f| **f).count(),
+            1,
+            "reported once per episode"
+        );
+        // Other targets are not affected.
+        let other = Channel::new(1 << 20).unwrap();
+        assert_eq!(
+            out.send(0, other.tx.as_raw_fd(), msg.clone()).unwrap(),
+            SendState::Done
+        );
+        // The reader catches up: the queue drains and a new episode may be reported again.
+        let mut inbox = Inbox::new(2);
+        let mut n = 0;
+        while out.queued(1) > 0 {
+            inbox.drain(ch.rx.as_raw_fd(), |_| n += 1).unwrap();
+            out.flush(1, tx).unwrap();
+        }
+        inbox.drain(ch.rx.as_raw_fd(), |_| n += 1).unwrap();
+        assert_eq!(n, 200 - refused.len(), "everything accepted arrived");
+        assert_eq!(out.send(1, tx, msg).unwrap(), SendState::Done);
+    }
+
+    #[test]
     fn a_full_socket_queues_instead_of_blocking() {
         let ch = Channel::new(4096).unwrap();
-        let mut out = Outbox::new(0, 1);
+        let mut out = Outbox::new(0, 1, usize::MAX);
         let mut queued = false;
         for _ in 0..10_000 {
             if let SendState::Queued = out.send(0, ch.tx.as_raw_fd(), vec![7; 1000]).unwrap() {

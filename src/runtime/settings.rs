@@ -58,6 +58,22 @@ pub struct Settings {
     pub max_wait_time: Duration,
     /// Written with the master's pid at start, removed at exit.
     pub pid_file: Option<PathBuf>,
+    /// Most bytes a worker keeps queued toward one other worker whose channel is full (Swoole's
+    /// `pipe_buffer_size`; beside `buffer_output_size`, which bounds one client). Past it,
+    /// `push` / `disconnect` to that worker's fds return `false` and broadcasts skip that
+    /// worker (counted as `unreachable` and in the worker's `ipc_skipped`); what is already
+    /// queued for others is untouched. A worker's worst case is `(worker_num × 2 − 1) ×
+    /// (pipe_buffer_size + package_max_length)` (every region a peer, one message over the
+    /// cap each). Default 8 MiB: seconds of a busy peer's traffic, on top of the 4 MiB the
+    /// kernel socket itself buffers.
+    pub pipe_buffer_size: usize,
+    /// Most jobs waiting from other threads of a worker (`ServerHandle`, `WorkerHandle`);
+    /// past it, their calls return `false`. Each job holds what it carries (a push: its data).
+    pub handle_queue_size: usize,
+    /// A worker whose event loop makes no progress for this long is replaced (the master
+    /// starts a new one, then kills the hung one); zero turns the watchdog off. A stopped
+    /// worker (SIGSTOP, a debugger) is reported, not replaced.
+    pub worker_hang_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -80,6 +96,9 @@ impl Default for Settings {
             max_header_size: 8 * 1024,
             max_wait_time: Duration::from_secs(3),
             pid_file: None,
+            pipe_buffer_size: 8 * 1024 * 1024,
+            handle_queue_size: 65_536,
+            worker_hang_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -168,6 +187,12 @@ impl Settings {
         set(&mut self.max_header_size, c.max_header_size);
         set(&mut self.max_wait_time, c.max_wait_time_ms.map(ms));
         set(&mut self.pid_file, c.pid_file.map(Some));
+        set(&mut self.pipe_buffer_size, c.pipe_buffer_size);
+        set(&mut self.handle_queue_size, c.handle_queue_size);
+        set(
+            &mut self.worker_hang_timeout,
+            c.worker_hang_timeout_ms.map(ms),
+        );
         Ok(())
     }
 
@@ -234,6 +259,9 @@ struct ConfigFile {
     max_header_size: Option<usize>,
     max_wait_time_ms: Option<u64>,
     pid_file: Option<PathBuf>,
+    pipe_buffer_size: Option<usize>,
+    handle_queue_size: Option<usize>,
+    worker_hang_timeout_ms: Option<u64>,
 }
 
 /// `line N: KEY: message` for a TOML error: toml points at the offending key or value; the

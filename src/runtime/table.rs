@@ -59,6 +59,10 @@ pub(crate) struct RegionHeader {
     pub closed: AtomicU64,
     pub messages_in: AtomicU64,
     pub messages_out: AtomicU64,
+    /// Turns of the worker's event loop (the watchdog's heartbeat).
+    pub loop_turns: AtomicU64,
+    /// Messages to other workers refused because their queue was at `pipe_buffer_size`.
+    pub ipc_skipped: AtomicU64,
 }
 
 /// Whole-server header.
@@ -127,6 +131,8 @@ pub struct WorkerStats {
     pub messages_in: u64,
     /// Messages sent (pushes and broadcast deliveries).
     pub messages_out: u64,
+    /// Messages to other workers refused at `pipe_buffer_size`.
+    pub ipc_skipped: u64,
 }
 
 /// Whole-server statistics (`stats()`).
@@ -493,6 +499,7 @@ impl SharedTable {
                 closed: h.closed.load(Ordering::Relaxed),
                 messages_in: h.messages_in.load(Ordering::Relaxed),
                 messages_out: h.messages_out.load(Ordering::Relaxed),
+                ipc_skipped: h.ipc_skipped.load(Ordering::Relaxed),
             });
         }
         workers.sort_by_key(|w| w.worker_id);

@@ -133,13 +133,18 @@ pub fn start(name: &str, args: &[&str]) -> ServerProc {
 
 /// Like `start`, with the server's log (stderr, level info) captured for `stderr_text`.
 pub fn start_logged(name: &str, args: &[&str]) -> ServerProc {
+    start_logged_with(name, args, 1)
+}
+
+/// Like `start_logged` for a server with `listeners` ports.
+pub fn start_logged_with(name: &str, args: &[&str], listeners: usize) -> ServerProc {
     let path = std::env::temp_dir().join(format!(
         "prefork-ws-test-log-{}-{name}-{}",
         std::process::id(),
         args.len()
     ));
     let file = std::fs::File::create(&path).expect("log file");
-    let mut p = start_inner(example_path(name), args, 1, Some(file), "info");
+    let mut p = start_inner(example_path(name), args, listeners, Some(file), "info");
     p.log = Some(path);
     p
 }

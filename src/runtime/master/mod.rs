@@ -8,6 +8,7 @@
 mod bind;
 mod reload;
 mod supervise;
+mod watchdog;
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -71,6 +72,8 @@ struct WorkerSlot {
     /// Consecutive quick crashes, for back-off.
     crashes: u32,
     restart_at: Option<Instant>,
+    /// What the watchdog last saw of this worker's event loop.
+    watch: Option<watchdog::Watch>,
 }
 
 /// A reload step in progress: worker `id` has a replacement starting in `new_region`.
@@ -81,6 +84,8 @@ struct ReloadStep {
     new_pid: Pid,
     new_region: usize,
     deadline: Instant,
+    /// Replacing a hung worker: it is killed (it cannot drain) once the replacement runs.
+    hung: bool,
 }
 
 struct Master<H> {
@@ -92,7 +97,8 @@ struct Master<H> {
     channels: Vec<Channel>,
     table: SharedTable,
     workers: Vec<WorkerSlot>,
-    reload_queue: VecDeque<usize>,
+    /// Worker ids to replace, one at a time: (id, hung).
+    reload_queue: VecDeque<(usize, bool)>,
     reload: Option<ReloadStep>,
     /// Old workers told to stop by a reload: (pid, region, kill deadline).
     retiring: Vec<(Pid, usize, Instant)>,
@@ -193,6 +199,7 @@ impl<H: Handler> Master<H> {
                 started: Instant::now(),
                 crashes: 0,
                 restart_at: None,
+                watch: None,
             });
         }
         Ok(())

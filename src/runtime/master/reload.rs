@@ -27,9 +27,20 @@ impl<H: Handler> Master<H> {
                 if !ready {
                     log::warn!("master: Worker#{} replacement not ready in time; retiring the old one anyway", step.id);
                 }
-                let _ = kill(step.old_pid, Signal::SIGTERM);
-                // It gets max_wait_time to drain, then a grace second, then SIGKILL.
-                let deadline = self.drain_deadline();
+                let deadline = if step.hung {
+                    // A hung worker cannot drain: its connections are lost.
+                    log::warn!(
+                        "master: killing hung Worker#{} (pid {}); its connections are lost",
+                        step.id,
+                        step.old_pid
+                    );
+                    let _ = kill(step.old_pid, Signal::SIGKILL);
+                    Instant::now() + Duration::from_secs(3600) // already killed; reaped soon
+                } else {
+                    let _ = kill(step.old_pid, Signal::SIGTERM);
+                    // It gets max_wait_time to drain, then a grace second, then SIGKILL.
+                    self.drain_deadline()
+                };
                 self.retiring
                     .push((step.old_pid, step.old_region, deadline));
                 let w = &mut self.workers[step.id];
@@ -40,7 +51,7 @@ impl<H: Handler> Master<H> {
             }
             return Ok(());
         }
-        let Some(id) = self.reload_queue.front().copied() else {
+        let Some((id, hung)) = self.reload_queue.front().copied() else {
             return Ok(());
         };
         let (old_pid, old_region) = match self.workers[id].pid {
@@ -77,6 +88,7 @@ impl<H: Handler> Master<H> {
             new_pid,
             new_region,
             deadline: Instant::now() + Duration::from_secs(5),
+            hung,
         });
         Ok(())
     }

@@ -35,8 +35,8 @@ impl<H: Handler> Master<H> {
                         self.reread_config();
                         self.table.global().reloads.fetch_add(1, Ordering::Relaxed);
                         for id in 0..self.workers.len() {
-                            if !self.reload_queue.contains(&id) {
-                                self.reload_queue.push_back(id);
+                            if !self.reload_queue.iter().any(|(i, _)| *i == id) {
+                                self.reload_queue.push_back((id, false));
                             }
                         }
                     }
@@ -45,6 +45,7 @@ impl<H: Handler> Master<H> {
                 }
             }
             self.reap()?;
+            self.check_hangs();
             self.step_reload()?;
             self.restart_due()?;
             let now = Instant::now();

@@ -71,7 +71,7 @@ fn worker_main<H: Handler>(handler: H, boot: WorkerBoot) -> io::Result<()> {
     let poll = Poll::new()?;
     let registry = poll.registry().try_clone()?;
     let (core, waker) = build_core(&boot, registry, &sig)?;
-    let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded();
+    let (jobs_tx, jobs_rx) = crossbeam_channel::bounded(core.settings.handle_queue_size.max(1));
     let settings = core.settings.clone();
     let (table, region) = (boot.table, boot.region);
     let cx = Ctx::new(Inner {
@@ -177,7 +177,7 @@ fn build_core(
         resume: Vec::new(),
         pool: Vec::new(),
         zbuf: Vec::new(),
-        outbox: Outbox::new(region, regions),
+        outbox: Outbox::new(region, regions, st.pipe_buffer_size),
         ipc_tx: boot.ipc_tx.clone(),
         ipc_tx_registered: vec![false; regions],
         ipc_rx: boot.ipc_rx,

@@ -23,7 +23,7 @@ impl<H: Handler> Worker<H> {
                     return Err(e);
                 }
             }
-            self.cx.core().set_clock(clock::mono_ms(), clock::wall_ms());
+            self.cx.core().turn(clock::mono_ms(), clock::wall_ms());
             let tokens = self.cx.core().tokens;
             for ev in events.iter() {
                 match tokens.classify(ev.token()) {

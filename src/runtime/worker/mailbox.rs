@@ -3,9 +3,10 @@
 //! it.
 
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Sender, TrySendError};
 use mio::Waker;
 
 use super::{guarded, Ctx, Worker};
@@ -37,6 +38,8 @@ pub struct WorkerHandle<H> {
     tx: Sender<Job<H>>,
     waker: Arc<Waker>,
     table: SharedTable,
+    /// Set while the queue is full (a refusal is logged once per episode).
+    full: Arc<AtomicBool>,
     _h: PhantomData<fn(&H)>,
 }
 
@@ -46,6 +49,7 @@ impl<H> Clone for WorkerHandle<H> {
             tx: self.tx.clone(),
             waker: self.waker.clone(),
             table: self.table,
+            full: self.full.clone(),
             _h: PhantomData,
         }
     }
@@ -57,6 +61,7 @@ impl<H: Handler> WorkerHandle<H> {
             tx,
             waker,
             table,
+            full: Arc::new(AtomicBool::new(false)),
             _h: PhantomData,
         }
     }
@@ -72,9 +77,25 @@ impl<H: Handler> WorkerHandle<H> {
         self.table.info(fd)
     }
 
-    /// Runs `f` on the worker's thread. `false` only if the worker is gone.
+    /// Runs `f` on the worker's thread. `false` if the worker is gone or
+    /// `handle_queue_size` jobs are already waiting (the worker is not keeping up).
     pub fn run(&self, f: impl FnOnce(&H, &Ctx<H>) + Send + 'static) -> bool {
-        self.tx.send(Box::new(f)).is_ok() && self.waker.wake().is_ok()
+        match self.tx.try_send(Box::new(f)) {
+            Ok(()) => {
+                self.full.store(false, Ordering::Relaxed);
+                self.waker.wake().is_ok()
+            }
+            Err(TrySendError::Full(_)) => {
+                if !self.full.swap(true, Ordering::Relaxed) {
+                    log::warn!(
+                        "worker handle: {} jobs wait (handle_queue_size); refusing until the worker catches up",
+                        self.tx.len()
+                    );
+                }
+                false
+            }
+            Err(TrySendError::Disconnected(_)) => false,
+        }
     }
 
     /// Hands `data` to worker `worker_id`'s `on_peer_message` on `channel`, through this
@@ -96,5 +117,37 @@ impl<H: Handler> Worker<H> {
         for job in jobs {
             guarded("worker handle job", || job(&self.handler, &self.cx));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::handler::{ConnId, Message};
+
+    struct Nop;
+    impl Handler for Nop {
+        fn on_message(&self, _: &Ctx<Self>, _: ConnId, _: Message<'_>) {}
+    }
+
+    #[test]
+    fn jobs_from_other_threads_are_bounded() {
+        let poll = mio::Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        let table = SharedTable::create(2, 4).unwrap();
+        let (tx, rx) = crossbeam_channel::bounded(2);
+        let h: WorkerHandle<Nop> = WorkerHandle::new(tx, waker, table);
+        let other = h.clone();
+        assert!(h.run(|_, _| {}));
+        assert!(other.run(|_, _| {}));
+        assert!(
+            !h.run(|_, _| {}),
+            "the third job waits beyond handle_queue_size"
+        );
+        assert!(!other.run(|_, _| {}));
+        drop(rx.try_recv());
+        assert!(h.run(|_, _| {}), "room again once the worker took one");
+        drop(rx);
+        assert!(!h.run(|_, _| {}), "the worker is gone");
     }
 }

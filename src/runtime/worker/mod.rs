@@ -157,9 +157,14 @@ pub(crate) fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Option<R> {
 }
 
 impl Core {
-    fn set_clock(&mut self, mono: u64, wall: u64) {
+    /// A new turn of the event loop: the batch's clocks, and the watchdog's heartbeat.
+    fn turn(&mut self, mono: u64, wall: u64) {
         self.now = mono;
         self.wall = wall;
+        self.table
+            .region(self.region)
+            .loop_turns
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn has_resumable(&self) -> bool {

@@ -48,6 +48,22 @@ impl Core {
                 }
                 true
             }
+            Ok(SendState::Refused { first }) => {
+                if first {
+                    log::warn!(
+                        "worker in region {region} is not reading: {} bytes queued toward it \
+                         (pipe_buffer_size {}); pushes to its connections fail and broadcasts \
+                         skip it until it reads again",
+                        self.outbox.queued(region),
+                        self.settings.pipe_buffer_size
+                    );
+                }
+                self.table
+                    .region(self.region)
+                    .ipc_skipped
+                    .fetch_add(1, Ordering::Relaxed);
+                false
+            }
             Err(e) => {
                 log::error!("ipc to region {region} failed: {e}");
                 false
@@ -58,7 +74,12 @@ impl Core {
     /// A full channel became writable again.
     pub(super) fn flush_ipc(&mut self, region: usize) {
         let tx = self.ipc_tx[region];
-        let _ = self.outbox.flush(region, tx);
+        let before = self.outbox.queued(region);
+        if let Ok(SendState::Done) = self.outbox.flush(region, tx) {
+            if before > 0 {
+                log::info!("region {region} reads again: its queue of {before} bytes is written");
+            }
+        }
     }
 
     /// The region currently serving `worker_id` (the newest ready one during a reload).
