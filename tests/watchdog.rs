@@ -136,7 +136,24 @@ fn a_hung_worker_is_bounded_skipped_and_replaced_while_the_other_serves() {
     assert_eq!(r["local"], 1, "{report}");
     assert_eq!(recv_text(&mut client0), msg);
     // Worker 0's own clients are still served.
+    let t = Instant::now();
     assert_eq!(call(&mut client0, "still here"), "still here");
+    eprintln!(
+        "worker 0 echo round trip during the hang: {:?}",
+        t.elapsed()
+    );
+    // New connections made during the hang succeed: those hashed to the hung worker's accept
+    // queue wait until the watchdog hands that queue to worker 0.
+    let during: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let t = Instant::now();
+                let mut ws = ws_connect(ws_port, "/");
+                let hello = recv_text(&mut ws);
+                (hello.starts_with("fd:"), t.elapsed())
+            })
+        })
+        .collect();
 
     // The watchdog replaces worker 1 (5 s without progress, then the replacement starts and the
     // hung process is killed).
@@ -153,6 +170,11 @@ fn a_hung_worker_is_bounded_skipped_and_replaced_while_the_other_serves() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(replaced, "worker 1 was not replaced: {:?}", srv.lines());
+    for h in during {
+        let (ok, took) = h.join().expect("a connection made during the hang");
+        assert!(ok);
+        eprintln!("a connection made during the hang was answered after {took:?}");
+    }
     eprintln!(
         "hung worker replaced {:.1} s after the pushes",
         t.elapsed().as_secs_f64()

@@ -71,6 +71,13 @@ pub(crate) struct ServerDef {
     pub exceptions: Vec<Rc<dyn ExceptionHandler>>,
 }
 
+impl ServerDef {
+    /// The server's global middleware, then a route's own.
+    pub fn chain(&self, route: &[Rc<dyn Middleware>]) -> Vec<Rc<dyn Middleware>> {
+        self.middleware.iter().chain(route).cloned().collect()
+    }
+}
+
 /// A Hyperf-style application: servers, routes, middleware, exception handlers.
 ///
 /// ```no_run

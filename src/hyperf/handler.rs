@@ -59,12 +59,7 @@ impl Handler for App {
                 return HttpReply::Respond(r);
             }
         };
-        let chain: Vec<_> = server
-            .middleware
-            .iter()
-            .chain(&route.middleware)
-            .cloned()
-            .collect();
+        let chain = server.chain(&route.middleware);
         let handler = route.handler.clone();
         let mut req = HttpCtx::new(&request, params, cx);
         let result = catch(|| middleware::run(&chain, &mut req, &|r| handler(r)));
@@ -82,12 +77,7 @@ impl Handler for App {
             Lookup::MethodNotAllowed(m) => return UpgradeReply::Refuse(method_not_allowed(&m)),
             Lookup::NotFound => return UpgradeReply::Refuse(route_not_found()),
         };
-        let chain: Vec<_> = server
-            .middleware
-            .iter()
-            .chain(&route.middleware)
-            .cloned()
-            .collect();
+        let chain = server.chain(&route.middleware);
         let mut req = HttpCtx::new(request, params, cx);
         let result = catch(|| middleware::run(&chain, &mut req, &accepted));
         let resp = match result {

@@ -49,7 +49,7 @@ pub use handler::{CloseReason, ConnId, Handler, HttpReply, Message, UpgradeReply
 pub use http::{Request, Response};
 pub use master::{serve, ListenSpec, ServeSpec};
 pub use settings::Settings;
-pub use worker::{BroadcastReport, Ctx, WorkerHandle};
+pub use worker::{panic_message, BroadcastReport, Ctx, WorkerHandle};
 
 /// Errors of starting a server.
 #[derive(Debug, thiserror::Error)]

@@ -294,9 +294,10 @@ impl<H: Handler> Ctx<H> {
 
     /// Sends `data` on `channel` to worker `worker_id`'s [`Handler::on_peer_message`] (to this
     /// worker itself: after the current event). Encoded once; `false` for an unknown worker
-    /// id or one that cannot be reached.
+    /// id, one that cannot be reached (its queue is at `pipe_buffer_size`), and data larger
+    /// than `pipe_buffer_size`.
     pub fn send_to_worker(&self, worker_id: usize, channel: u16, data: &[u8]) -> bool {
-        if worker_id >= self.0.worker_num {
+        if worker_id >= self.0.worker_num || data.len() > self.0.settings.pipe_buffer_size {
             return false;
         }
         let from = self.0.worker_id;
@@ -321,6 +322,9 @@ impl<H: Handler> Ctx<H> {
     /// Sends `data` on `channel` to every other running worker (encoded once). Returns how
     /// many it was sent to.
     pub fn send_to_all_workers(&self, channel: u16, data: &[u8]) -> usize {
+        if data.len() > self.0.settings.pipe_buffer_size {
+            return 0;
+        }
         let from = self.0.worker_id as u32;
         let body = Msg::Peer {
             channel,

@@ -140,17 +140,20 @@ pub(crate) struct Worker<H: Handler> {
     cx: Ctx<H>,
 }
 
+/// The message of a caught panic (`panic!("…")`'s text, or "unknown panic").
+pub fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 /// Catches a panic from user code; logs it and returns `None`.
 pub(crate) fn guarded<R>(what: &str, f: impl FnOnce() -> R) -> Option<R> {
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         Ok(r) => Some(r),
         Err(p) => {
-            let msg = p
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            log::error!("panic in {what}: {msg}");
+            log::error!("panic in {what}: {}", panic_message(&*p));
             None
         }
     }
