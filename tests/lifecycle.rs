@@ -349,3 +349,17 @@ fn a_worker_crashing_at_start_is_restarted_with_back_off() {
     let ((_a, _), (mut b, _)) = clients_on_two_workers(srv.port());
     assert!(call(&mut b, "whoami").contains("worker=1"));
 }
+
+#[test]
+fn a_slow_on_worker_start_is_not_taken_for_a_hang() {
+    // 6.5 s in on_worker_start, past the watchdog's default 5 s.
+    let srv = start("testbed", &["--workers", "2", "--slow-start-ms", "6500"]);
+    let pids = srv.worker_pids();
+    assert!(srv
+        .wait_line(Duration::from_secs(15), |l| l == "worker start 1")
+        .is_some());
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(srv.worker_pids(), pids, "no worker was replaced");
+    let mut ws = ws_connect(srv.port(), "/");
+    assert!(recv_text(&mut ws).starts_with("welcome "));
+}

@@ -190,6 +190,9 @@ fn a_hung_worker_is_bounded_skipped_and_replaced_while_the_other_serves() {
         srv.worker_pids().contains(&w0_pid),
         "worker 0 was never replaced: {pids:?}"
     );
+    // The killed worker's connections are gone from the table (not ghosts that pushes queue for).
+    let (st, _, _) = http0.get(&format!("/push?fd={fd1}&message=x")).unwrap();
+    assert_eq!(st, 404, "fd {fd1} of the killed worker no longer exists");
     // New connections succeed, on whichever worker they land.
     for _ in 0..8 {
         let mut ws = ws_connect(ws_port, "/");

@@ -43,8 +43,11 @@ impl<F> Timers<F> {
         id
     }
 
-    pub fn clear(&mut self, id: TimerId) -> bool {
-        self.entries.remove(&id).is_some()
+    /// Removes a timer; returns its callback (if it is not running) for the caller to drop
+    /// outside any borrow of the timer set (the callback's captures may use timers when they
+    /// drop). `None` if there was no such timer.
+    pub fn clear(&mut self, id: TimerId) -> Option<Option<F>> {
+        self.entries.remove(&id).map(|e| e.cb)
     }
 
     pub fn next_deadline(&self) -> Option<u64> {
@@ -68,18 +71,21 @@ impl<F> Timers<F> {
         None
     }
 
-    /// Gives back a callback after it ran: a tick is rescheduled, a one-shot is dropped.
-    pub fn restore(&mut self, now_ms: u64, id: TimerId, cb: F) {
+    /// Gives back a callback after it ran: a tick is rescheduled; a one-shot, or a timer
+    /// cleared while it ran, is handed back for the caller to drop outside the borrow.
+    pub fn restore(&mut self, now_ms: u64, id: TimerId, cb: F) -> Option<F> {
         let Some(e) = self.entries.get_mut(&id) else {
-            return; // cleared while running
+            return Some(cb); // cleared while running
         };
         match e.interval_ms {
             Some(iv) => {
                 e.cb = Some(cb);
                 self.heap.push(Reverse((now_ms + iv, id)));
+                None
             }
             None => {
                 self.entries.remove(&id);
+                Some(cb)
             }
         }
     }
@@ -112,13 +118,13 @@ mod tests {
         while now <= 20 {
             while let Some((id, mut cb)) = t.pop_due(now) {
                 cb(&counter, id);
-                t.restore(now, id, cb);
+                drop(t.restore(now, id, cb));
             }
             now += 1;
         }
         assert_eq!(counter.get(), 100 + 4);
-        assert!(!t.clear(once), "a fired one-shot is gone");
-        assert!(t.clear(tick));
+        assert!(t.clear(once).is_none(), "a fired one-shot is gone");
+        assert!(t.clear(tick).is_some());
         assert_eq!(t.len(), 0);
         assert!(t.pop_due(1000).is_none());
     }

@@ -18,10 +18,12 @@ impl Server {
         let Some(conn) = self.cx.borrow().as_ref().and_then(|cx| cx.local(fd)) else {
             return false;
         };
-        self.contexts
+        let old = self
+            .contexts
             .borrow_mut()
             .get_or_insert_with(conn, Default::default)
             .insert(key.to_string(), Box::new(value));
+        drop(old); // a replaced value is dropped outside the borrow
         true
     }
 
@@ -30,7 +32,9 @@ impl Server {
         self.with_context(fd, key, T::clone)
     }
 
-    /// Reads a value from the connection's context in place (no clone).
+    /// Reads a value from the connection's context in place (no clone). `f` must not call
+    /// `set_context` / `get_context` / `with_context` itself (the contexts are borrowed while
+    /// it runs).
     pub fn with_context<T: Any, R>(&self, fd: Fd, key: &str, f: impl FnOnce(&T) -> R) -> Option<R> {
         let conn = self.cx.borrow().as_ref().and_then(|cx| cx.local(fd))?;
         let contexts = self.contexts.borrow();

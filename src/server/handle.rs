@@ -7,8 +7,8 @@ use crate::runtime::WorkerHandle;
 use crate::server::Server;
 
 /// `Send + Sync + Clone` access to a worker's server from other threads of that worker.
-/// Each call queues a command and wakes the reactor; it returns `false` only if the worker is
-/// gone.
+/// Each call queues a command and wakes the reactor; it returns `false` if the worker is gone
+/// or `handle_queue_size` commands already wait (retry later, or slow down).
 #[derive(Clone)]
 pub struct ServerHandle {
     worker: WorkerHandle<Server>,

@@ -77,6 +77,9 @@ struct Args {
     /// `X-Value` header (header sanitising and negotiation through the shared upgrade path).
     #[arg(long)]
     custom_handshake: bool,
+    /// Every worker's `on_worker_start` takes this long (a slow start is not a hang).
+    #[arg(long, value_name = "MS")]
+    slow_start_ms: Option<u64>,
     /// Worker 1 aborts right after start while FILE exists (a crash loop).
     #[arg(long, value_name = "FILE")]
     crash_file: Option<PathBuf>,
@@ -174,7 +177,11 @@ fn main() {
     });
     // `--crash-file F`: worker 1 aborts right after start while F exists (a crash loop).
     let crash_file = args.crash_file;
+    let slow_start = args.slow_start_ms.map(Duration::from_millis);
     server.on_worker_start(move |_server, id| {
+        if let Some(d) = slow_start {
+            std::thread::sleep(d);
+        }
         println!("worker start {id}");
         if id == 1 && crash_file.as_ref().is_some_and(|f| f.exists()) {
             std::process::abort();

@@ -6,6 +6,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
+use crate::runtime::worker::MAX_SLOTS;
 use crate::runtime::StartError as Error;
 
 pub(super) fn bind_port(
@@ -95,6 +96,10 @@ pub(super) fn capacity(max_conn: usize, worker_num: usize) -> (u64, usize) {
         );
         total = capacity;
     }
-    let slots = (total.min(per_worker_cap) as usize).max(1);
+    let mut slots = (total.min(per_worker_cap) as usize).max(1);
+    if slots > MAX_SLOTS {
+        log::warn!("{slots} connections per worker asked for; a worker holds at most {MAX_SLOTS}");
+        slots = MAX_SLOTS;
+    }
     (total, slots)
 }

@@ -97,8 +97,9 @@ struct Master<H> {
     channels: Vec<Channel>,
     table: SharedTable,
     workers: Vec<WorkerSlot>,
-    /// Worker ids to replace, one at a time: (id, hung).
-    reload_queue: VecDeque<(usize, bool)>,
+    /// Worker ids to replace, one at a time, with the pid of a hung process to kill (a hung
+    /// entry is dropped when that pid is no longer the id's worker).
+    reload_queue: VecDeque<(usize, Option<Pid>)>,
     reload: Option<ReloadStep>,
     /// Old workers told to stop by a reload: (pid, region, kill deadline).
     retiring: Vec<(Pid, usize, Instant)>,

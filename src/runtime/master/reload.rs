@@ -51,16 +51,18 @@ impl<H: Handler> Master<H> {
             }
             return Ok(());
         }
-        let Some((id, hung)) = self.reload_queue.front().copied() else {
+        let Some((id, hung_pid)) = self.reload_queue.front().copied() else {
             return Ok(());
         };
         let (old_pid, old_region) = match self.workers[id].pid {
-            Some(p) => (p, self.workers[id].region),
-            None => {
+            Some(p) if hung_pid.is_none_or(|h| h == p) => (p, self.workers[id].region),
+            _ => {
+                // Being restarted anyway, or the hung process is already gone.
                 self.reload_queue.pop_front();
-                return Ok(()); // being restarted anyway
+                return Ok(());
             }
         };
+        let hung = hung_pid.is_some();
         let n = self.workers.len();
         let new_region = if old_region < n {
             old_region + n
@@ -74,6 +76,14 @@ impl<H: Handler> Master<H> {
         self.reload_queue.pop_front();
         let new_pid = match self.spawn(id, new_region) {
             Ok(p) => p,
+            Err(e) if hung => {
+                // A hung worker cannot be kept: kill it; it is restarted as a crash.
+                log::error!(
+                    "master: cannot fork a replacement for hung Worker#{id}: {e}; killing it"
+                );
+                let _ = nix::sys::signal::kill(old_pid, Signal::SIGKILL);
+                return Ok(());
+            }
             Err(e) => {
                 log::error!(
                     "master: cannot fork a replacement for Worker#{id}: {e}; its reload is skipped"

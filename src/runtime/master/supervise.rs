@@ -36,7 +36,7 @@ impl<H: Handler> Master<H> {
                         self.table.global().reloads.fetch_add(1, Ordering::Relaxed);
                         for id in 0..self.workers.len() {
                             if !self.reload_queue.iter().any(|(i, _)| *i == id) {
-                                self.reload_queue.push_back((id, false));
+                                self.reload_queue.push_back((id, None));
                             }
                         }
                     }
@@ -69,7 +69,7 @@ impl<H: Handler> Master<H> {
             let Some(pid) = st.pid() else { continue };
             if let Some(i) = self.retiring.iter().position(|(p, _, _)| *p == pid) {
                 let (_, region, _) = self.retiring.swap_remove(i);
-                self.table.region(region).pid.store(0, Ordering::Relaxed);
+                self.release_region(region);
                 log::info!("master: old worker {pid} exited after reload");
                 continue;
             }
@@ -78,10 +78,7 @@ impl<H: Handler> Master<H> {
                 // takes over now instead of a restart.
                 let step = self.reload.take().expect("checked above");
                 log::warn!("master: Worker#{} (pid {pid}) died during its reload ({st:?}); the replacement takes over", step.id);
-                self.table
-                    .region(step.old_region)
-                    .pid
-                    .store(0, Ordering::Relaxed);
+                self.release_region(step.old_region);
                 let w = &mut self.workers[step.id];
                 w.pid = Some(step.new_pid);
                 w.region = step.new_region;
@@ -92,20 +89,25 @@ impl<H: Handler> Master<H> {
             }
             if let Some(step) = &self.reload {
                 if step.new_pid == pid {
-                    log::error!("master: replacement worker {pid} died during reload ({st:?}); keeping the old one");
-                    self.table
-                        .region(step.new_region)
-                        .pid
-                        .store(0, Ordering::Relaxed);
+                    let (new_region, hung, old_pid) = (step.new_region, step.hung, step.old_pid);
+                    self.release_region(new_region);
                     self.reload = None;
+                    if hung {
+                        // A hung worker cannot be kept: kill it; it is restarted as a crash.
+                        log::error!("master: replacement worker {pid} died ({st:?}); killing the hung worker {old_pid} instead");
+                        let _ = kill(old_pid, Signal::SIGKILL);
+                    } else {
+                        log::error!("master: replacement worker {pid} died during reload ({st:?}); keeping the old one");
+                    }
                     continue;
                 }
             }
             let Some(id) = self.workers.iter().position(|w| w.pid == Some(pid)) else {
                 continue;
             };
+            let region = self.workers[id].region;
+            self.release_region(region);
             let w = &mut self.workers[id];
-            self.table.region(w.region).pid.store(0, Ordering::Relaxed);
             self.table
                 .global()
                 .worker_restarts
@@ -126,6 +128,13 @@ impl<H: Handler> Master<H> {
             // The others take over its accept queue until it is back.
             self.notify_workers();
         }
+    }
+
+    /// A region whose process is gone: its slots are freed (their connections no longer
+    /// exist, nor count against `max_conn`) and it is marked free.
+    fn release_region(&self, region: usize) {
+        self.table.reset_region(region);
+        self.table.region(region).pid.store(0, Ordering::Relaxed);
     }
 
     /// Tells every running worker to re-check which listening queues need adopting.

@@ -87,8 +87,14 @@ impl<H: Handler> Master<H> {
             );
             // Its accept queue goes to the other workers until the replacement runs.
             h.ready.store(0, Ordering::Relaxed);
-            self.reload_queue.retain(|(i, _)| *i != id);
-            self.reload_queue.push_front((id, true));
+            match &mut self.reload {
+                // Already being replaced by a reload: kill it instead of waiting for a drain.
+                Some(step) if step.old_pid == pid => step.hung = true,
+                _ => {
+                    self.reload_queue.retain(|(i, _)| *i != id);
+                    self.reload_queue.push_front((id, Some(pid)));
+                }
+            }
             self.notify_workers();
         }
     }

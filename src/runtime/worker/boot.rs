@@ -92,17 +92,19 @@ fn worker_main<H: Handler>(handler: H, boot: WorkerBoot) -> io::Result<()> {
     h.worker_id.store(boot.worker_id as u32, Ordering::Relaxed);
     h.pid.store(std::process::id(), Ordering::Relaxed);
     h.started_ms.store(clock::wall_ms(), Ordering::Relaxed);
+    let worker = Worker { handler, cx };
+    guarded("on_worker_start", || {
+        worker.handler.on_worker_start(&worker.cx)
+    });
+    worker.after_batch();
+    // Ready (for a reload to retire the old worker, for the watchdog, for peers) only once
+    // the handler's start-up has run, however long it takes.
     h.ready.store(1, Ordering::Release);
     log::info!(
         "Worker#{} started (pid {})",
         boot.worker_id,
         std::process::id()
     );
-    let worker = Worker { handler, cx };
-    guarded("on_worker_start", || {
-        worker.handler.on_worker_start(&worker.cx)
-    });
-    worker.after_batch();
     worker.run(poll, &sig)
 }
 

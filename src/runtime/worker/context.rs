@@ -399,7 +399,9 @@ impl<H: Handler> Ctx<H> {
 
     /// Cancels a timer; `false` if it already fired (one-shot) or does not exist.
     pub fn clear_timer(&self, id: TimerId) -> bool {
-        self.0.timers.borrow_mut().clear(id)
+        let removed = self.0.timers.borrow_mut().clear(id);
+        // Dropped outside the borrow: its captures may use timers as they drop.
+        removed.is_some()
     }
 
     /// A `Send + Sync` handle through which other threads of this process run closures on

@@ -20,7 +20,8 @@ impl<H: Handler> Worker<H> {
             let due = self.cx.inner().timers.borrow_mut().pop_due(now);
             let Some((id, mut cb)) = due else { break };
             guarded("timer", || cb(&self.handler, &self.cx, id));
-            self.cx.inner().timers.borrow_mut().restore(now, id, cb);
+            let done = self.cx.inner().timers.borrow_mut().restore(now, id, cb);
+            drop(done); // outside the borrow: its captures may use timers as they drop
         }
         let mut core = self.cx.core();
         core.expire_deadlines();

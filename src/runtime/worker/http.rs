@@ -129,7 +129,7 @@ impl<H: Handler> Worker<H> {
         match reply {
             HttpReply::Respond(resp) => core.answer_http(key, fd, keep_alive, &resp),
             HttpReply::Hold => {
-                if let Some(c) = core.conn(key, fd) {
+                if let Some(c) = core.conn(key, fd).filter(|c| c.phase == Phase::Http) {
                     c.held = Some(keep_alive);
                     c.deadline_ms = 0; // the handler answers; no handshake timeout meanwhile
                 }

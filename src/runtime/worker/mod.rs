@@ -43,6 +43,7 @@ pub use context::{BroadcastReport, Ctx};
 pub use mailbox::WorkerHandle;
 
 pub(crate) use boot::{run_worker, WorkerBoot, WorkerListener};
+pub(crate) use deadlines::MAX_SLOTS;
 
 use crate::runtime::conn::Conn;
 use crate::runtime::handler::Handler;
@@ -164,6 +165,11 @@ impl Core {
     fn turn(&mut self, mono: u64, wall: u64) {
         self.now = mono;
         self.wall = wall;
+        self.heartbeat();
+    }
+
+    /// Tells the master's watchdog this worker makes progress.
+    fn heartbeat(&self) {
         self.table
             .region(self.region)
             .loop_turns

@@ -78,6 +78,11 @@ impl Core {
         if c.outbuf.capacity() == 0 {
             c.outbuf = self.pool.pop().unwrap_or_default();
         }
+        if c.outbuf.len() + total - written > OUT_MAX {
+            // Keep the write offset within 32 bits: drop what is already written first.
+            c.outbuf.drain(..c.outpos as usize);
+            c.outpos = 0;
+        }
         if written < head.len() {
             c.outbuf.extend_from_slice(&head[written..]);
             c.outbuf.extend_from_slice(body);

@@ -169,6 +169,8 @@ impl<H: Handler> Worker<H> {
     }
 
     fn apply_ipc(&self, m: Msg<'_>) {
+        // Draining a busy channel is progress too (the watchdog must not see a hang).
+        self.cx.core().heartbeat();
         match m {
             Msg::Push {
                 fd,

@@ -96,7 +96,7 @@ impl Core {
         if sent {
             self.messages_out += 1;
         }
-        if zbuf.capacity() <= POOL_KEEP {
+        if rsv1 && zbuf.capacity() <= POOL_KEEP {
             zbuf.clear();
             self.zbuf = zbuf;
         }
