@@ -15,40 +15,8 @@ impl<H: Handler> Master<H> {
     /// Drives the rolling reload: one worker id at a time, the replacement must be ready
     /// (accepting on the same SO_REUSEPORT socket) before the old one is told to stop.
     pub(super) fn step_reload(&mut self) -> Result<(), Error> {
-        if let Some(step) = &self.reload {
-            let ready = self
-                .table
-                .region(step.new_region)
-                .ready
-                .load(Ordering::Acquire)
-                == 1;
-            if ready || Instant::now() >= step.deadline {
-                let step = self.reload.take().expect("checked above");
-                if !ready {
-                    log::warn!("master: Worker#{} replacement not ready in time; retiring the old one anyway", step.id);
-                }
-                let deadline = if step.hung {
-                    // A hung worker cannot drain: its connections are lost.
-                    log::warn!(
-                        "master: killing hung Worker#{} (pid {}); its connections are lost",
-                        step.id,
-                        step.old_pid
-                    );
-                    let _ = kill(step.old_pid, Signal::SIGKILL);
-                    Instant::now() + Duration::from_secs(3600) // already killed; reaped soon
-                } else {
-                    let _ = kill(step.old_pid, Signal::SIGTERM);
-                    // It gets max_wait_time to drain, then a grace second, then SIGKILL.
-                    self.drain_deadline()
-                };
-                self.retiring
-                    .push((step.old_pid, step.old_region, deadline));
-                let w = &mut self.workers[step.id];
-                w.pid = Some(step.new_pid);
-                w.region = step.new_region;
-                w.started = Instant::now();
-                w.crashes = 0;
-            }
+        if self.reload.is_some() {
+            self.finish_step();
             return Ok(());
         }
         let Some((id, hung_pid)) = self.reload_queue.front().copied() else {
@@ -101,6 +69,53 @@ impl<H: Handler> Master<H> {
             hung,
         });
         Ok(())
+    }
+
+    /// Completes the step in progress once the replacement accepts (or its start-up time is
+    /// over): the old worker is told to drain (SIGTERM) or, if hung, killed.
+    fn finish_step(&mut self) {
+        let Some(step) = &self.reload else {
+            return;
+        };
+        let ready = self
+            .table
+            .region(step.new_region)
+            .ready
+            .load(Ordering::Acquire)
+            == 1;
+        if !ready && Instant::now() < step.deadline {
+            return;
+        }
+        let Some(step) = self.reload.take() else {
+            return;
+        };
+        if !ready {
+            log::warn!(
+                "master: Worker#{} replacement not ready in time; retiring the old one anyway",
+                step.id
+            );
+        }
+        let deadline = if step.hung {
+            // A hung worker cannot drain: its connections are lost.
+            log::warn!(
+                "master: killing hung Worker#{} (pid {}); its connections are lost",
+                step.id,
+                step.old_pid
+            );
+            let _ = kill(step.old_pid, Signal::SIGKILL);
+            Instant::now() + Duration::from_secs(3600) // already killed; reaped soon
+        } else {
+            let _ = kill(step.old_pid, Signal::SIGTERM);
+            // It gets max_wait_time to drain, then a grace second, then SIGKILL.
+            self.drain_deadline()
+        };
+        self.retiring
+            .push((step.old_pid, step.old_region, deadline));
+        let w = &mut self.workers[step.id];
+        w.pid = Some(step.new_pid);
+        w.region = step.new_region;
+        w.started = Instant::now();
+        w.crashes = 0;
     }
 
     /// Re-reads the configuration file, if the server was started from one. A file that does
