@@ -305,3 +305,38 @@ fn context_example_reads_back_the_cookie_username() {
     let mut anon = ws_connect(srv.port(), "/");
     assert_eq!(call(&mut anon, "?"), "Username: guest");
 }
+
+#[test]
+fn example_command_lines_reject_bad_flags_and_explain_themselves() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(example_path("echo"))
+            .args(args)
+            .output()
+            .expect("run echo")
+    };
+    let help = run(&["--help"]);
+    let text = String::from_utf8_lossy(&help.stdout);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(
+        text.contains("--host") && text.contains("--port") && text.contains("--workers"),
+        "{text}"
+    );
+    for bad in [
+        &["--workers", "0"][..],
+        &["--port", "x"],
+        &["--no-such-flag", "1"],
+    ] {
+        let out = run(bad);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{bad:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let missing = std::process::Command::new(example_path("hyperf_app"))
+        .args(["--port", "0", "--http-port", "0"])
+        .output()
+        .expect("run hyperf_app");
+    assert_eq!(missing.status.code(), Some(2), "--jwt-secret is required");
+}

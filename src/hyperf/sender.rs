@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 
 use super::App;
+use crate::protocol::close::is_valid_app_close_code;
 use crate::protocol::frame::{OpCode, FLAG_FIN};
 use crate::runtime::table::Fd;
 use crate::runtime::{Ctx, WorkerHandle};
@@ -26,12 +27,15 @@ pub(crate) fn set_reactor(cx: &Ctx<App>) {
 #[derive(Clone)]
 pub struct Sender {
     handle: WorkerHandle<App>,
+    /// `package_max_length`: a larger push is refused here, so the answer is true.
+    max: usize,
 }
 
 impl Sender {
     pub(crate) fn new(cx: &Ctx<App>) -> Sender {
         Sender {
             handle: cx.handle(),
+            max: cx.settings().package_max_length,
         }
     }
 
@@ -44,7 +48,7 @@ impl Sender {
         if let Some(ok) = Self::on_reactor(|cx| cx.push(fd, data, opcode, FLAG_FIN)) {
             return ok;
         }
-        if !self.handle.is_established(fd) {
+        if data.len() > self.max || !self.handle.is_established(fd) {
             return false;
         }
         let data = data.to_vec();
@@ -68,8 +72,8 @@ impl Sender {
         if let Some(ok) = Self::on_reactor(|cx| cx.disconnect(fd, code, reason)) {
             return ok;
         }
-        let valid = code == 1000 || (4000..5000).contains(&code);
-        if !valid || reason.len() > 123 || !self.handle.is_established(fd) {
+        // The same rule `Ctx::disconnect` applies, checked here so that the answer is true.
+        if !is_valid_app_close_code(code) || reason.len() > 123 || !self.handle.is_established(fd) {
             return false;
         }
         let reason = reason.to_string();

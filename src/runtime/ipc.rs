@@ -263,76 +263,97 @@ impl Outbox {
         !self.queues[target].is_empty()
     }
 
-    /// Sends `body` to `target` through its tx socket, or queues what does not fit.
+    /// Sends `body` to `target` through its tx socket, or queues what does not fit. The body
+    /// is copied only when it has to wait (a full socket, or messages queued before it), so one
+    /// encoded message can go to several targets without a copy each.
     /// A message is refused when others already wait for `target` and it would take the queue
     /// past the cap (so one message, whatever its size, can always be sent to an idle peer).
-    pub fn send(&mut self, target: usize, tx: RawFd, body: Vec<u8>) -> io::Result<SendState> {
+    pub fn send(&mut self, target: usize, tx: RawFd, body: &[u8]) -> io::Result<SendState> {
         let waiting = self.queued[target];
         if waiting > 0 && waiting + body.len() > self.cap {
             let first = !std::mem::replace(&mut self.refusing[target], true);
             return Ok(SendState::Refused { first });
         }
-        self.queued[target] += body.len();
         self.seq = self.seq.wrapping_add(1);
-        let p = Pending {
-            body,
-            offset: 0,
-            seq: self.seq,
-        };
-        self.queues[target].push_back(p);
-        // Always try: if an earlier message is still queued this writes it first (in order),
-        // and a queue can never stall waiting for an edge that already passed.
+        let seq = self.seq;
+        let mut offset = 0;
+        if self.queues[target].is_empty() {
+            match write_chunks(tx, self.from_region, seq, body, &mut offset) {
+                Ok(true) => return Ok(SendState::Done),
+                Ok(false) => {}
+                Err(e) => return Err(io::Error::from(e)),
+            }
+        }
+        self.queued[target] += body.len() - offset;
+        self.queues[target].push_back(Pending {
+            body: body.to_vec(),
+            offset,
+            seq,
+        });
+        // If earlier messages wait, this writes them first (in order); a queue can never
+        // stall waiting for an edge that already passed.
         self.flush(target, tx)
     }
 
     /// Writes queued chunks for `target` until done or the socket is full.
     pub fn flush(&mut self, target: usize, tx: RawFd) -> io::Result<SendState> {
         let from = self.from_region;
-        let q = &mut self.queues[target];
-        while let Some(p) = q.front_mut() {
-            loop {
-                let end = (p.offset + CHUNK).min(p.body.len());
-                let mut h = [0u8; HEADER];
-                h[0..2].copy_from_slice(&MAGIC.to_le_bytes());
-                h[2..4].copy_from_slice(&from.to_le_bytes());
-                h[4..8].copy_from_slice(&p.seq.to_le_bytes());
-                h[8..12].copy_from_slice(&(p.body.len() as u32).to_le_bytes());
-                h[12..16].copy_from_slice(&(p.offset as u32).to_le_bytes());
-                let iov = [
-                    io::IoSlice::new(&h),
-                    io::IoSlice::new(&p.body[p.offset..end]),
-                ];
-                match nix::sys::socket::sendmsg::<()>(
-                    tx,
-                    &iov,
-                    &[],
-                    nix::sys::socket::MsgFlags::MSG_DONTWAIT
-                        | nix::sys::socket::MsgFlags::MSG_NOSIGNAL,
-                    None,
-                ) {
-                    Ok(_) => {
-                        self.queued[target] -= end - p.offset;
-                        p.offset = end;
-                        if p.offset >= p.body.len() {
-                            break;
-                        }
-                    }
-                    Err(nix::errno::Errno::EAGAIN) => return Ok(SendState::Queued),
-                    Err(nix::errno::Errno::EINTR) => continue,
-                    Err(e) => {
-                        // The target is gone for good (should not happen: the master keeps
-                        // both ends open). Drop the message rather than spin.
-                        self.queued[target] -= p.body.len() - p.offset;
-                        q.pop_front();
-                        return Err(io::Error::from(e));
-                    }
+        while let Some(p) = self.queues[target].front_mut() {
+            let before = p.offset;
+            let res = write_chunks(tx, from, p.seq, &p.body, &mut p.offset);
+            let (written, left) = (p.offset - before, p.body.len() - p.offset);
+            self.queued[target] -= written;
+            match res {
+                Ok(true) => {}
+                Ok(false) => return Ok(SendState::Queued),
+                Err(e) => {
+                    // The target is gone for good (should not happen: the master keeps both
+                    // ends open). Drop the message rather than spin.
+                    self.queued[target] -= left;
+                    self.queues[target].pop_front();
+                    return Err(io::Error::from(e));
                 }
             }
-            q.pop_front();
+            self.queues[target].pop_front();
         }
         // Drained: the next refusal starts a new episode.
         self.refusing[target] = false;
         Ok(SendState::Done)
+    }
+}
+
+/// Writes `body` from `*offset` as chunks (header + up to `CHUNK` bytes each). `Ok(true)`
+/// when all of it is written, `Ok(false)` when the socket is full (`*offset` says how far it
+/// got).
+fn write_chunks(
+    tx: RawFd,
+    from: u16,
+    seq: u32,
+    body: &[u8],
+    offset: &mut usize,
+) -> Result<bool, nix::errno::Errno> {
+    loop {
+        let end = (*offset + CHUNK).min(body.len());
+        let mut h = [0u8; HEADER];
+        h[0..2].copy_from_slice(&MAGIC.to_le_bytes());
+        h[2..4].copy_from_slice(&from.to_le_bytes());
+        h[4..8].copy_from_slice(&seq.to_le_bytes());
+        h[8..12].copy_from_slice(&(body.len() as u32).to_le_bytes());
+        h[12..16].copy_from_slice(&(*offset as u32).to_le_bytes());
+        let iov = [io::IoSlice::new(&h), io::IoSlice::new(&body[*offset..end])];
+        let flags =
+            nix::sys::socket::MsgFlags::MSG_DONTWAIT | nix::sys::socket::MsgFlags::MSG_NOSIGNAL;
+        match nix::sys::socket::sendmsg::<()>(tx, &iov, &[], flags, None) {
+            Ok(_) => {
+                *offset = end;
+                if *offset >= body.len() {
+                    return Ok(true);
+                }
+            }
+            Err(nix::errno::Errno::EAGAIN) => return Ok(false),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -477,7 +498,7 @@ mod tests {
         let mut inbox = Inbox::new(2);
         let big: Vec<u8> = (0..(3 * CHUNK + 17)).map(|i| (i % 251) as u8).collect();
         let mut got = Vec::new();
-        let mut st = out.send(0, ch.tx.as_raw_fd(), big.clone()).unwrap();
+        let mut st = out.send(0, ch.tx.as_raw_fd(), &big).unwrap();
         if st == SendState::Queued {
             inbox
                 .drain(ch.rx.as_raw_fd(), |b| got.push(b.to_vec()))
@@ -501,7 +522,7 @@ mod tests {
         let msg = vec![7u8; 1000];
         let mut states = Vec::new();
         for _ in 0..200 {
-            states.push(out.send(1, tx, msg.clone()).unwrap());
+            states.push(out.send(1, tx, &msg).unwrap());
         }
         assert!(out.queued(1) <= cap, "{} bytes queued", out.queued(1));
         let refused: Vec<_> = states
@@ -520,7 +541,7 @@ mod tests {
         // Other targets are not affected.
         let other = Channel::new(1 << 20).unwrap();
         assert_eq!(
-            out.send(0, other.tx.as_raw_fd(), msg.clone()).unwrap(),
+            out.send(0, other.tx.as_raw_fd(), &msg).unwrap(),
             SendState::Done
         );
         // The reader catches up: the queue drains and a new episode may be reported again.
@@ -532,7 +553,7 @@ mod tests {
         }
         inbox.drain(ch.rx.as_raw_fd(), |_| n += 1).unwrap();
         assert_eq!(n, 200 - refused.len(), "everything accepted arrived");
-        assert_eq!(out.send(1, tx, msg).unwrap(), SendState::Done);
+        assert_eq!(out.send(1, tx, &msg).unwrap(), SendState::Done);
     }
 
     #[test]
@@ -541,7 +562,7 @@ mod tests {
         let mut out = Outbox::new(0, 1, usize::MAX);
         let mut queued = false;
         for _ in 0..10_000 {
-            if let SendState::Queued = out.send(0, ch.tx.as_raw_fd(), vec![7; 1000]).unwrap() {
+            if let SendState::Queued = out.send(0, ch.tx.as_raw_fd(), &[7; 1000]).unwrap() {
                 queued = true;
                 break;
             }

@@ -249,7 +249,7 @@ impl<H: Handler> Ctx<H> {
                 if need_active && core.table.status(fd) != WEBSOCKET_STATUS_ACTIVE {
                     return false;
                 }
-                core.send_ipc(region, encode())
+                core.send_ipc(region, &encode())
             }
             None => false,
         }
@@ -276,13 +276,27 @@ impl<H: Handler> Ctx<H> {
         encode_frame(&mut frame, true, false, opcode.as_u8(), data, None);
         let mut core = self.core();
         let (targets, local) = core.broadcast_targets(only);
-        for (region, fds) in targets {
-            let body = Msg::Broadcast {
+        // To everyone: one body for every worker (encoded once, copied only if it must wait).
+        let to_all = only.is_none().then(|| {
+            Msg::Broadcast {
                 frame: &frame,
-                only: fds,
+                only: None,
             }
-            .encode();
-            if core.send_ipc(region, body) {
+            .encode()
+        });
+        for (region, fds) in targets {
+            let sent = match (&to_all, fds) {
+                (Some(body), _) => core.send_ipc(region, body),
+                (None, fds) => {
+                    let body = Msg::Broadcast {
+                        frame: &frame,
+                        only: fds,
+                    }
+                    .encode();
+                    core.send_ipc(region, &body)
+                }
+            };
+            if sent {
                 report.workers += 1;
             } else {
                 report.unreachable += 1;
@@ -316,7 +330,7 @@ impl<H: Handler> Ctx<H> {
             data,
         }
         .encode();
-        core.send_ipc(region, body)
+        core.send_ipc(region, &body)
     }
 
     /// Sends `data` on `channel` to every other running worker (encoded once). Returns how
@@ -339,7 +353,7 @@ impl<H: Handler> Ctx<H> {
             .collect();
         regions
             .into_iter()
-            .filter(|&r| core.send_ipc(r, body.clone()))
+            .filter(|&r| core.send_ipc(r, &body))
             .count()
     }
 

@@ -31,7 +31,7 @@ impl Core {
     }
 
     /// Sends an IPC message to `region`, queueing if its socket is full.
-    pub(super) fn send_ipc(&mut self, region: usize, body: Vec<u8>) -> bool {
+    pub(super) fn send_ipc(&mut self, region: usize, body: &[u8]) -> bool {
         let tx = self.ipc_tx[region];
         match self.outbox.send(region, tx, body) {
             Ok(SendState::Done) => true,
