@@ -10,11 +10,16 @@
 pub mod open;
 pub mod packet;
 pub mod payload;
+pub mod server;
 
 pub use open::OpenData;
 pub use packet::{decode_binary, decode_text, encode_packet, Data, Frame, Packet, PacketType};
 pub use payload::{
     decode_payload, encode_payload, encode_payload_v3, CONTENT_TYPE_BINARY, CONTENT_TYPE_TEXT,
+};
+pub use server::{
+    Data as EngineData, DisconnectReason, Engine, EngineConfig, EngineCtx, EngineHandler, EngineIo,
+    SessionKey,
 };
 
 /// Engine.IO protocol revision, as sent by the client in the `EIO` query parameter.

@@ -3,14 +3,43 @@
 //! values out.
 //!
 //! * [`packet`] — the text form of one packet, `<type>[<attachments>-][<nsp>,][<id>][<json>]`.
+//! * [`server`], [`namespace`], [`socket`], [`io`] — the server on top of [`crate::engineio`]:
+//!   namespaces, sockets, rooms, acknowledgements both ways, the global API.
+//! * [`adapter`], [`cluster`] — how operations reach the other workers (encoded once).
+//! * [`recovery`] — connection state recovery.
 //! * [`binary`] — binary attachments: placeholders in the JSON, the blobs in separate
 //!   Engine.IO binary messages, and a [`Reassembler`] that puts them back together.
 
+pub mod acks;
+pub mod adapter;
+pub mod args;
 pub mod binary;
+pub mod cluster;
+pub mod config;
+mod connect;
+mod deliver;
+mod dispatch;
+pub mod io;
+mod local_ops;
+pub mod namespace;
 pub mod packet;
+pub mod recovery;
+mod remote;
+pub mod server;
+pub mod socket;
+mod state;
 
+pub use acks::{AckError, BroadcastAcks, FetchResult, Partial};
+pub use adapter::{Adapter, MemoryAdapter, NodeAdapter, NullAdapter, SOCKETIO_CHANNEL};
+pub use args::{AckSender, Args, IntoArgs, IntoReply, Reply};
 pub use binary::{deconstruct, reconstruct, Message, Reassembler, Value};
+pub use cluster::{Origin, SocketInfo};
+pub use config::{RecoveryConfig, SioConfig};
+pub use io::{Io, IoHandle, Operator, SioCtx};
+pub use namespace::{ConnectError, Namespace};
 pub use packet::{Packet, PacketKind};
+pub use server::SocketIo;
+pub use socket::Socket;
 
 /// Socket.IO protocol revision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

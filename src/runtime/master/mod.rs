@@ -55,6 +55,8 @@ pub struct ServeSpec {
     /// Printed before each `… Server listening at host:port` start-up line (Hyperf prints
     /// `[INFO] `); empty by default.
     pub announce_prefix: String,
+    /// Replaces `WebSocket` / `HTTP` in the start-up lines (a layer's name, e.g. `Socket.IO`).
+    pub announce_kind: Option<String>,
 }
 
 /// One listening port: a SO_REUSEPORT socket per worker id, all owned by the master.
@@ -175,7 +177,11 @@ pub fn serve<H: Handler>(spec: ServeSpec, handler: H) -> Result<(), Error> {
 /// The start-up lines (Swoole/Hyperf print the same).
 fn announce(spec: &ServeSpec, ports: &[BoundPort], workers: usize) {
     for (p, l) in ports.iter().zip(&spec.listeners) {
-        let kind = if p.websocket { "WebSocket" } else { "HTTP" };
+        let kind = match &spec.announce_kind {
+            Some(k) => k.as_str(),
+            None if p.websocket => "WebSocket",
+            None => "HTTP",
+        };
         let prefix = &spec.announce_prefix;
         println!(
             "{prefix}{kind} Server listening at {}:{}",
