@@ -138,7 +138,19 @@ fn suite_server(config: SioConfig) -> SocketIo {
     });
     for nsp in ["/", "/custom"] {
         io.of(nsp).on_connect(|socket| {
-            socket.emit("auth", socket.auth());
+            // The suite's client attaches a listener for the next frame only after it has
+            // handled the CONNECT answer, and its `ws` client emits every frame of one TCP
+            // read in the same tick: a frame in the same read as the answer is lost to it.
+            // So `auth` follows 15 ms later (the Node reference server loses it the same way
+            // when both leave in one write).
+            let (sid, nsp, auth) = (
+                socket.sid().to_string(),
+                socket.nsp().to_string(),
+                socket.auth(),
+            );
+            socket.io().after(15, move |io| {
+                io.of(&nsp).to(&sid).local().emit("auth", auth);
+            });
         });
     }
     io.of("/")

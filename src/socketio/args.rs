@@ -64,10 +64,12 @@ impl Value {
         }
     }
 
-    /// The text a string-minded handler wants: a string as it is, anything else as JSON.
+    /// The text a string-minded handler wants: a string as it is, a blob as UTF-8 (as
+    /// `'…' + buffer` gives in Node), anything else as JSON.
     pub fn to_text(&self) -> String {
         match self {
             Value::String(s) => s.clone(),
+            Value::Binary(b) => String::from_utf8_lossy(b).into_owned(),
             other => other.to_json().to_string(),
         }
     }

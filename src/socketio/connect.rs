@@ -32,7 +32,13 @@ impl SocketIo {
             return;
         };
         if joined {
-            log::debug!("socket.io: session {} already in {path}", session.0);
+            // As Node: a second CONNECT to a namespace ends the connection.
+            log::info!(
+                "socket.io: session {}: second CONNECT to {path}; closing",
+                session.0
+            );
+            io.engine
+                .close(session, crate::engineio::DisconnectReason::ForcedClose);
             return;
         }
         let Some(def) = self.registry.find(path) else {
