@@ -7,7 +7,15 @@ cd "$(dirname "$0")/.."
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-# Python clients (pytest, websockets) in a private virtualenv.
+# System packages the tests drive: headless Chromium for the browser chat test.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
+# Python clients (pytest, websockets, python-socketio) in a private virtualenv.
 VENV=target/test-venv
 # (Re-)installed when missing or when tests/requirements.txt changed since the last install.
 if [ ! -x "$VENV/bin/pytest" ] || ! cmp -s tests/requirements.txt "$VENV/requirements.installed"; then
@@ -16,13 +24,17 @@ if [ ! -x "$VENV/bin/pytest" ] || ! cmp -s tests/requirements.txt "$VENV/require
   cp tests/requirements.txt "$VENV/requirements.installed"
 fi
 
-# Node client (ws).
+# Node clients: ws; socket.io-client 4.8 and 2.3.0, socket.io (the reference server),
+# puppeteer-core (drives the system Chromium).
 if [ -f tests/node/package.json ] && [ ! -d tests/node/node_modules ]; then
   (cd tests/node && npm install --no-audit --no-fund --silent)
 fi
+if [ ! -d tests/socketio/node_modules ]; then
+  (cd tests/socketio && npm ci --no-audit --no-fund --silent)
+fi
 
 # Rust: unit tests, property tests, integration tests (examples and tools are built too).
-cargo build --release --example echo --example hyperf_app
+cargo build --release --example echo --example hyperf_app --example socketio_server
 cargo test
 
 # End to end against the real echo example (master + 2 workers) and the Hyperf seed app.
@@ -32,3 +44,8 @@ cargo test
 if [ -f tests/node/package.json ]; then
   node --test tests/node/
 fi
+
+# Socket.IO against socketio_server (2 workers): socket.io-client 4.8 and 2.3.0, raw frames,
+# headless Chromium, python-socketio.
+node --test tests/socketio/
+"$VENV/bin/pytest" -q tests/socketio_py

@@ -237,7 +237,7 @@ impl SocketIo {
 
     /// `socket.disconnect()`: a DISCONNECT packet, then the socket ends.
     pub(crate) fn server_disconnect(&self, io: &Io<'_>, key: u32, sid: &str) {
-        let Some((fd, nsp)) = self.live(key, sid).map(|(fd, n)| (fd, n)) else {
+        let Some((fd, nsp)) = self.live(key, sid) else {
             return;
         };
         self.send_packet(io, fd, &Packet::new(PacketKind::Disconnect, &*nsp));

@@ -132,11 +132,13 @@ impl Namespace {
     }
 }
 
+pub(crate) type Matcher = Rc<dyn Fn(&str) -> bool>;
+
 /// How namespace names map to definitions: exact names first, then the patterns in order.
 #[derive(Default)]
 pub(crate) struct Registry {
     pub fixed: Vec<(String, Rc<Namespace>)>,
-    pub dynamic: Vec<(Rc<dyn Fn(&str) -> bool>, Rc<Namespace>)>,
+    pub dynamic: Vec<(Matcher, Rc<Namespace>)>,
 }
 
 impl Registry {

@@ -122,7 +122,7 @@ fn root(io: &mut SocketIo) {
 fn node_wide(ns: &mut prefork_ws::socketio::Namespace) {
     ns.on_with_ack("count", |s, args, ack| {
         s.in_(&args.text(0)).count(move |io, n| {
-            ack.send(io, json!(n.map_err(|p| p)));
+            ack.send(io, json!(n));
         });
     })
     .on_with_ack("fetch", |s, args, ack| {
