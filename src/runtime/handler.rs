@@ -113,6 +113,11 @@ pub enum HttpReply {
     /// request is held, further pipelined requests wait and the handshake timeout does not
     /// apply; if the client goes away first, `on_disconnect` runs.
     Hold,
+    /// Move the connection to worker `n` (its socket travels through the IPC channel), where
+    /// this request and whatever followed it are handled as if they had arrived there. For
+    /// requests that belong to state another worker holds; no `on_disconnect` runs here. If
+    /// that worker cannot take it (not running, its channel full), the client gets 503.
+    HandOff(usize),
 }
 
 /// What a handler answers to a WebSocket upgrade request. Acceptance always goes through the
@@ -135,6 +140,9 @@ pub enum UpgradeReply {
     },
     /// Refuse with this response (its status must not be 101); the connection closes after it.
     Refuse(Response),
+    /// Move the connection to worker `n`, which handles the upgrade request as if it had
+    /// arrived there (see [`HttpReply::HandOff`]).
+    HandOff(usize),
 }
 
 /// What a worker calls. Implemented by the Swoole-style [`Server`](crate::Server) and by every

@@ -49,12 +49,20 @@ pub(crate) enum Msg<'a> {
         from_worker: u32,
         data: &'a [u8],
     },
+    /// A connection handed over (its socket travels beside the message, `SCM_RIGHTS`): the
+    /// listener it came from, the peer's address, and the input to handle as if just read.
+    Adopt {
+        port_idx: u16,
+        remote: std::net::SocketAddr,
+        input: &'a [u8],
+    },
 }
 
 const K_PUSH: u8 = 1;
 const K_DISCONNECT: u8 = 2;
 const K_BROADCAST: u8 = 3;
 const K_PEER: u8 = 4;
+const K_ADOPT: u8 = 5;
 
 impl Msg<'_> {
     /// Serialises the message body.
@@ -103,6 +111,18 @@ impl Msg<'_> {
                 out.extend_from_slice(&from_worker.to_le_bytes());
                 out.extend_from_slice(data);
             }
+            Msg::Adopt {
+                port_idx,
+                remote,
+                input,
+            } => {
+                out.push(K_ADOPT);
+                out.extend_from_slice(&port_idx.to_le_bytes());
+                let addr = remote.to_string();
+                out.push(addr.len() as u8);
+                out.extend_from_slice(addr.as_bytes());
+                out.extend_from_slice(input);
+            }
         }
         out
     }
@@ -110,6 +130,7 @@ impl Msg<'_> {
     fn payload_len(&self) -> usize {
         match self {
             Msg::Push { data, .. } | Msg::Peer { data, .. } => data.len(),
+            Msg::Adopt { input, .. } => input.len() + 48,
             Msg::Disconnect { reason, .. } => reason.len(),
             Msg::Broadcast { frame, only } => {
                 frame.len() + only.as_ref().map_or(0, |v| v.len() * 8)
@@ -158,6 +179,15 @@ impl Msg<'_> {
                 from_worker: u32::from_le_bytes(rest.get(2..6)?.try_into().ok()?),
                 data: rest.get(6..)?,
             }),
+            K_ADOPT => {
+                let n = *rest.get(2)? as usize;
+                let addr = std::str::from_utf8(rest.get(3..3 + n)?).ok()?;
+                Some(Msg::Adopt {
+                    port_idx: u16::from_le_bytes(rest.get(0..2)?.try_into().ok()?),
+                    remote: addr.parse().ok()?,
+                    input: rest.get(3 + n..)?,
+                })
+            }
             _ => None,
         }
     }
@@ -214,6 +244,8 @@ struct Pending {
     body: Vec<u8>,
     offset: usize,
     seq: u32,
+    /// A descriptor that travels with the first chunk (then it is closed here).
+    fd: Option<OwnedFd>,
 }
 
 /// Outgoing side: one queue per target region, each bounded in bytes.
@@ -269,6 +301,24 @@ impl Outbox {
     /// A message is refused when others already wait for `target` and it would take the queue
     /// past the cap (so one message, whatever its size, can always be sent to an idle peer).
     pub fn send(&mut self, target: usize, tx: RawFd, body: &[u8]) -> io::Result<SendState> {
+        self.send_fd(target, tx, body, None)
+    }
+
+    /// Whether a message of `len` bytes to `target` would be refused now.
+    pub fn would_refuse(&self, target: usize, len: usize) -> bool {
+        let waiting = self.queued[target];
+        waiting > 0 && waiting + len > self.cap
+    }
+
+    /// Like [`send`](Outbox::send), with a descriptor passed along (`SCM_RIGHTS`) with the
+    /// message's first chunk; our copy is closed once that chunk is written.
+    pub fn send_fd(
+        &mut self,
+        target: usize,
+        tx: RawFd,
+        body: &[u8],
+        fd: Option<OwnedFd>,
+    ) -> io::Result<SendState> {
         let waiting = self.queued[target];
         if waiting > 0 && waiting + body.len() > self.cap {
             let first = !std::mem::replace(&mut self.refusing[target], true);
@@ -277,8 +327,14 @@ impl Outbox {
         self.seq = self.seq.wrapping_add(1);
         let seq = self.seq;
         let mut offset = 0;
+        let mut fd = fd;
         if self.queues[target].is_empty() {
-            match write_chunks(tx, self.from_region, seq, body, &mut offset) {
+            let raw = fd.as_ref().map(|f| f.as_raw_fd());
+            let res = write_chunks(tx, self.from_region, seq, body, &mut offset, raw);
+            if offset > 0 {
+                fd = None; // the first chunk, and the descriptor with it, went out
+            }
+            match res {
                 Ok(true) => return Ok(SendState::Done),
                 Ok(false) => {}
                 Err(e) => return Err(io::Error::from(e)),
@@ -289,6 +345,7 @@ impl Outbox {
             body: body.to_vec(),
             offset,
             seq,
+            fd,
         });
         // If earlier messages wait, this writes them first (in order); a queue can never
         // stall waiting for an edge that already passed.
@@ -300,7 +357,11 @@ impl Outbox {
         let from = self.from_region;
         while let Some(p) = self.queues[target].front_mut() {
             let before = p.offset;
-            let res = write_chunks(tx, from, p.seq, &p.body, &mut p.offset);
+            let raw = p.fd.as_ref().map(|f| f.as_raw_fd());
+            let res = write_chunks(tx, from, p.seq, &p.body, &mut p.offset, raw);
+            if p.offset > 0 {
+                p.fd = None;
+            }
             let (written, left) = (p.offset - before, p.body.len() - p.offset);
             self.queued[target] -= written;
             match res {
@@ -331,6 +392,7 @@ fn write_chunks(
     seq: u32,
     body: &[u8],
     offset: &mut usize,
+    fd: Option<RawFd>,
 ) -> Result<bool, nix::errno::Errno> {
     loop {
         let end = (*offset + CHUNK).min(body.len());
@@ -343,7 +405,13 @@ fn write_chunks(
         let iov = [io::IoSlice::new(&h), io::IoSlice::new(&body[*offset..end])];
         let flags =
             nix::sys::socket::MsgFlags::MSG_DONTWAIT | nix::sys::socket::MsgFlags::MSG_NOSIGNAL;
-        match nix::sys::socket::sendmsg::<()>(tx, &iov, &[], flags, None) {
+        let fds: [RawFd; 1] = [fd.unwrap_or(-1)];
+        let rights = [nix::sys::socket::ControlMessage::ScmRights(&fds)];
+        let cmsgs: &[nix::sys::socket::ControlMessage] = match (fd, *offset) {
+            (Some(_), 0) => &rights,
+            _ => &[],
+        };
+        match nix::sys::socket::sendmsg::<()>(tx, &iov, cmsgs, flags, None) {
             Ok(_) => {
                 *offset = end;
                 if *offset >= body.len() {
@@ -357,10 +425,14 @@ fn write_chunks(
     }
 }
 
+/// A message being reassembled: its sequence number, the bytes so far, the descriptor its
+/// first chunk carried.
+type Partial = (u32, Vec<u8>, Option<OwnedFd>);
+
 /// Incoming side: reassembles chunked messages per sender.
 pub(crate) struct Inbox {
     buf: Vec<u8>,
-    partial: Vec<Option<(u32, Vec<u8>)>>,
+    partial: Vec<Option<Partial>>,
 }
 
 impl Inbox {
@@ -373,26 +445,23 @@ impl Inbox {
 
     /// Reads every datagram available on `rx` and hands each complete message body to `f`.
     /// Returns when the socket would block.
+    #[cfg(test)]
     pub fn drain(&mut self, rx: RawFd, mut f: impl FnMut(&[u8])) -> io::Result<()> {
+        self.drain_with_fds(rx, |b, _| f(b))
+    }
+
+    /// Like `drain`, with the descriptor a message carried (see `Outbox::send_fd`).
+    pub fn drain_with_fds(
+        &mut self,
+        rx: RawFd,
+        mut f: impl FnMut(&[u8], Option<OwnedFd>),
+    ) -> io::Result<()> {
         loop {
-            // SAFETY: recv into our own buffer.
-            let n = unsafe {
-                libc::recv(
-                    rx,
-                    self.buf.as_mut_ptr().cast(),
-                    self.buf.len(),
-                    libc::MSG_DONTWAIT,
-                )
+            let (n, fd) = match recv_with_fd(rx, &mut self.buf) {
+                Ok(Some(r)) => r,
+                Ok(None) => return Ok(()),
+                Err(e) => return Err(e),
             };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::WouldBlock => return Ok(()),
-                    io::ErrorKind::Interrupted => continue,
-                    _ => return Err(e),
-                }
-            }
-            let n = n as usize;
             if n < HEADER || self.buf[0..2] != MAGIC.to_le_bytes() {
                 log::warn!("ipc: dropped a malformed datagram of {n} bytes");
                 continue;
@@ -409,7 +478,7 @@ impl Inbox {
             let (seq, total, offset) = (rd(4), rd(8) as usize, rd(12) as usize);
             let chunk = &self.buf[HEADER..n];
             if offset == 0 && chunk.len() == total {
-                f(chunk);
+                f(chunk, fd);
                 continue;
             }
             let Some(slot) = self.partial.get_mut(from) else {
@@ -418,10 +487,10 @@ impl Inbox {
             if offset == 0 {
                 let mut v = Vec::with_capacity(total);
                 v.extend_from_slice(chunk);
-                *slot = Some((seq, v));
+                *slot = Some((seq, v, fd));
             } else {
                 match slot {
-                    Some((s, v)) if *s == seq && v.len() == offset => v.extend_from_slice(chunk),
+                    Some((s, v, _)) if *s == seq && v.len() == offset => v.extend_from_slice(chunk),
                     _ => {
                         // The beginning was lost (its writer or our predecessor died).
                         *slot = None;
@@ -429,13 +498,43 @@ impl Inbox {
                     }
                 }
             }
-            if let Some((_, v)) = slot {
+            if let Some((_, v, _)) = slot {
                 if v.len() >= total {
-                    let body = std::mem::take(v);
-                    *slot = None;
-                    f(&body);
+                    if let Some((_, body, fd)) = slot.take() {
+                        f(&body, fd);
+                    }
                 }
             }
+        }
+    }
+}
+
+/// One datagram into `buf`, with the descriptor it carried. `Ok(None)`: would block.
+fn recv_with_fd(rx: RawFd, buf: &mut [u8]) -> io::Result<Option<(usize, Option<OwnedFd>)>> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    use std::os::fd::FromRawFd;
+    loop {
+        let mut iov = [io::IoSliceMut::new(buf)];
+        let mut cmsg = nix::cmsg_space!([RawFd; 1]);
+        let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC;
+        match recvmsg::<()>(rx, &mut iov, Some(&mut cmsg), flags) {
+            Ok(msg) => {
+                let mut fd = None;
+                for c in msg.cmsgs().into_iter().flatten() {
+                    if let ControlMessageOwned::ScmRights(fds) = c {
+                        for raw in fds {
+                            // SAFETY: the kernel just installed this descriptor for us; we
+                            // own it (extra ones are closed by being dropped).
+                            let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+                            fd.get_or_insert(owned);
+                        }
+                    }
+                }
+                return Ok(Some((msg.bytes, fd)));
+            }
+            Err(nix::errno::Errno::EAGAIN) => return Ok(None),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(io::Error::from(e)),
         }
     }
 }

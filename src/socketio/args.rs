@@ -215,8 +215,7 @@ impl<T: Into<Value>> IntoReply for T {
 /// Sending it when the client asked for none does nothing.
 #[derive(Debug, Clone)]
 pub struct AckSender {
-    pub(crate) fd: crate::runtime::table::Fd,
-    pub(crate) version: super::Version,
+    pub(crate) dest: super::state::Dest,
     pub(crate) nsp: std::rc::Rc<str>,
     pub(crate) id: Option<u64>,
 }
@@ -233,7 +232,7 @@ impl AckSender {
             return false;
         };
         let packet = super::deliver::encode_ack(&self.nsp, id, args);
-        super::deliver::send_to(io, self.fd, self.version, &packet, true)
+        super::deliver::send_to(io, self.dest, &packet, true)
     }
 }
 

@@ -23,6 +23,12 @@ pub struct SioConfig {
     pub recovery: Option<RecoveryConfig>,
     /// Also serve a raw Engine.IO echo endpoint at this path (the protocol suites' server).
     pub engine_echo_path: Option<String>,
+    /// HTTP long-polling beside WebSocket (on: clients with default options start on it).
+    pub polling: bool,
+    /// CORS for polling requests from other origins (socket.io's `cors`).
+    pub cors: Option<crate::engineio::server::Cors>,
+    /// A cookie with the sid, set on the polling handshake (socket.io's `cookie`).
+    pub cookie: Option<String>,
 }
 
 /// Connection state recovery (Node's `connectionStateRecovery`).
@@ -58,6 +64,9 @@ impl Default for SioConfig {
             connect_timeout: 45_000,
             recovery: None,
             engine_echo_path: None,
+            polling: true,
+            cors: None,
+            cookie: None,
         }
     }
 }

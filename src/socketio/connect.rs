@@ -7,27 +7,31 @@ use std::rc::Rc;
 use serde_json::Value as Json;
 
 use super::acks::AckError;
-use super::deliver::{frame, room};
+use super::deliver::{room, send_to};
 use super::io::Io;
 use super::namespace::{ConnectError, Namespace};
 use super::packet::{Packet, PacketKind};
 use super::server::SocketIo;
 use super::socket::Socket;
-use super::state::{AckWait, SocketState};
+use super::state::{AckWait, Dest, SocketState};
 use super::Version;
 use crate::engineio::SessionKey;
-use crate::protocol::frame::{OpCode, FLAG_FIN};
 
 impl SocketIo {
     /// A client's CONNECT to `nsp` (a v4 client may append `?query`).
     pub(crate) fn connect(&self, io: &Io<'_>, session: SessionKey, nsp: &str, auth: Json) {
         let path = nsp.split_once('?').map_or(nsp, |(p, _)| p);
-        let Some((fd, version, joined)) = self.state.borrow().clients.get(&session).map(|c| {
+        let Some((dest, origin_fd, joined)) = self.state.borrow().clients.get(&session).map(|c| {
             let joined = c
                 .sockets
                 .iter()
                 .any(|&(n, _)| self.state_nsp_name(n).as_deref() == Some(path));
-            (c.fd, c.version, joined)
+            let dest = Dest {
+                session,
+                fd: c.fd,
+                version: c.version,
+            };
+            (dest, c.origin_fd, joined)
         }) else {
             return;
         };
@@ -46,30 +50,30 @@ impl SocketIo {
                 "socket.io: session {}: CONNECT to unknown namespace {path}",
                 session.0
             );
-            self.send_packet(
-                io,
-                fd,
-                &Packet::connect_error(version, path, "Invalid namespace"),
-            );
+            // Node 4 sends v2 clients the v5 object too (socket.io-client 2.x reads either).
+            let refusal = Packet::connect_error(Version::V5, path, "Invalid namespace");
+            self.send_packet(io, dest, &refusal);
             return;
         };
         if self.try_restore(io, session, path, &auth) {
             return;
         }
-        // socket.io 2.x names a socket of namespace /x `/x#<engine sid>`.
-        let sid = match (version, path) {
-            (Version::V4, p) if p != "/" => Rc::from(format!("{p}#{}", self.sid_for(fd))),
-            _ => self.sid_for(fd),
+        // socket.io 2.x takes the engine's sid as the socket id of `/`, and names a socket
+        // of namespace /x `/x#<engine sid>`.
+        let sid = match (dest.version, io.engine.sid(session)) {
+            (Version::V4, Some(engine_sid)) if path == "/" => Rc::from(engine_sid),
+            (Version::V4, Some(engine_sid)) => Rc::from(format!("{path}#{engine_sid}")),
+            _ => self.sid_for(origin_fd),
         };
         let Some(key) = self.add_socket(session, path, def.clone(), sid.clone(), auth) else {
             return;
         };
         let socket = self.socket(io, key, &sid, path);
         if let Err(e) = def.middleware.iter().try_for_each(|m| m(&socket)) {
-            self.refuse(io, key, fd, version, path, e);
+            self.refuse(io, key, dest, path, e);
             return;
         }
-        let pid = if version == Version::V5 {
+        let pid = if dest.version == Version::V5 {
             self.new_pid(io)
         } else {
             None
@@ -117,32 +121,24 @@ impl SocketIo {
         Some(key)
     }
 
-    fn refuse(
-        &self,
-        io: &Io<'_>,
-        key: u32,
-        fd: u64,
-        version: Version,
-        path: &str,
-        e: ConnectError,
-    ) {
+    fn refuse(&self, io: &Io<'_>, key: u32, dest: Dest, path: &str, e: ConnectError) {
         log::debug!(
-            "socket.io: {path} middleware refused fd {fd}: {}",
+            "socket.io: {path} middleware refused session {}: {}",
+            dest.session.0,
             e.message
         );
-        let mut p = Packet::connect_error(version, path, &e.message);
-        if let (Version::V5, Some(data), Some(Json::Object(o))) = (version, e.data, p.data.as_mut())
-        {
+        let mut p = Packet::connect_error(Version::V5, path, &e.message);
+        if let (Some(data), Some(Json::Object(o))) = (e.data, p.data.as_mut()) {
             o.insert("data".into(), data);
         }
-        self.send_packet(io, fd, &p);
+        self.send_packet(io, dest, &p);
         self.drop_socket(key);
     }
 
     /// The socket is accepted: in its namespace's sid map, answered, and announced.
     pub(crate) fn finish_connect(&self, io: &Io<'_>, key: u32, pid: Option<Rc<str>>) {
         let now = io.cx().now_ms();
-        let Some((fd, version, sid, nsp_name, def)) = ({
+        let Some((dest, sid, nsp_name, def)) = ({
             let mut state = self.state.borrow_mut();
             let state = &mut *state;
             state.sockets.get_mut(key as usize).map(|s| {
@@ -151,22 +147,16 @@ impl SocketIo {
                 s.pid = pid.clone();
                 let ns = &mut state.nsps[s.nsp as usize];
                 ns.sids.insert(s.sid.clone(), key);
-                (
-                    s.fd,
-                    s.version,
-                    s.sid.clone(),
-                    ns.name.clone(),
-                    ns.def.clone(),
-                )
+                (s.dest(), s.sid.clone(), ns.name.clone(), ns.def.clone())
             })
         }) else {
             return;
         };
-        let mut ack = Packet::connect_ack(version, &nsp_name, &sid);
+        let mut ack = Packet::connect_ack(dest.version, &nsp_name, &sid);
         if let (Some(pid), Some(Json::Object(o))) = (&pid, ack.data.as_mut()) {
             o.insert("pid".into(), Json::String(pid.to_string()));
         }
-        self.send_packet(io, fd, &ack);
+        self.send_packet(io, dest, &ack);
         let socket = self.socket(io, key, &sid, &nsp_name);
         for f in &def.connect {
             f(&socket);
@@ -183,10 +173,13 @@ impl SocketIo {
         }
     }
 
-    /// Sends one packet (no attachments) to a connection.
-    pub(crate) fn send_packet(&self, io: &Io<'_>, fd: u64, p: &Packet) -> bool {
-        io.cx()
-            .push(fd, &frame(&p.encode()), OpCode::Text, FLAG_FIN)
+    /// Sends one packet (no attachments) to a client.
+    pub(crate) fn send_packet(&self, io: &Io<'_>, dest: Dest, p: &Packet) -> bool {
+        let packet = super::cluster::Encoded {
+            text: p.encode(),
+            blobs: Vec::new(),
+        };
+        send_to(io, dest, &packet, true)
     }
 
     /// Removes a socket from every index; returns it.
@@ -237,18 +230,18 @@ impl SocketIo {
 
     /// `socket.disconnect()`: a DISCONNECT packet, then the socket ends.
     pub(crate) fn server_disconnect(&self, io: &Io<'_>, key: u32, sid: &str) {
-        let Some((fd, nsp)) = self.live(key, sid) else {
+        let Some((dest, nsp)) = self.live(key, sid) else {
             return;
         };
-        self.send_packet(io, fd, &Packet::new(PacketKind::Disconnect, &*nsp));
+        self.send_packet(io, dest, &Packet::new(PacketKind::Disconnect, &*nsp));
         self.remove_socket(io, key, "server namespace disconnect");
     }
 
     /// The fd and namespace name of socket `key` if it still has `sid`.
-    fn live(&self, key: u32, sid: &str) -> Option<(u64, Rc<str>)> {
+    fn live(&self, key: u32, sid: &str) -> Option<(Dest, Rc<str>)> {
         let state = self.state.borrow();
         let s = state.sockets.get(key as usize).filter(|s| &*s.sid == sid)?;
-        Some((s.fd, state.nsps[s.nsp as usize].name.clone()))
+        Some((s.dest(), state.nsps[s.nsp as usize].name.clone()))
     }
 
     pub(crate) fn join_socket(&self, key: u32, sid: &str, r: &str) {

@@ -8,10 +8,9 @@ use super::binary::{Message, Value};
 use super::cluster::{Encoded, Target};
 use super::io::Io;
 use super::packet::PacketKind;
-use super::state::AckWait;
+use super::state::{AckWait, Dest};
 use super::Version;
 use crate::protocol::frame::{OpCode, FLAG_COMPRESS, FLAG_FIN};
-use crate::runtime::table::Fd;
 
 /// An EVENT (or ACK when `ack_of` is set) in `nsp`, encoded once.
 pub(crate) fn encode_event(
@@ -67,18 +66,19 @@ fn blob_frame(version: Version, blob: &[u8]) -> Vec<u8> {
 }
 
 /// Sends an encoded packet to one connection.
-pub(crate) fn send_to(
-    io: &Io<'_>,
-    fd: Fd,
-    version: Version,
-    packet: &Encoded,
-    compress: bool,
-) -> bool {
+pub(crate) fn send_to(io: &Io<'_>, dest: Dest, packet: &Encoded, compress: bool) -> bool {
+    let Some(fd) = dest.fd else {
+        let mut ok = io.engine.send_text(dest.session, &packet.text);
+        for b in &packet.blobs {
+            ok &= io.engine.send_binary(dest.session, b);
+        }
+        return ok;
+    };
     let flags = FLAG_FIN | if compress { FLAG_COMPRESS } else { 0 };
     let cx = io.cx();
     let mut ok = cx.push(fd, &frame(&packet.text), OpCode::Text, flags);
     for b in &packet.blobs {
-        ok &= cx.push(fd, &blob_frame(version, b), OpCode::Binary, flags);
+        ok &= cx.push(fd, &blob_frame(dest.version, b), OpCode::Binary, flags);
     }
     ok
 }
@@ -93,7 +93,7 @@ pub(crate) fn deliver_local(
     ack: Option<(&super::Origin, u64, u64)>,
 ) -> usize {
     let sio = io.sio();
-    let (fds, v4_fds, v5_fds) = {
+    let (fds, v4_fds, v5_fds, polling) = {
         let mut state = sio.state.borrow_mut();
         let Some(ni) = state.nsp(&target.nsp) else {
             return 0;
@@ -102,19 +102,13 @@ pub(crate) fn deliver_local(
         let mut fds = Vec::with_capacity(members.len());
         let mut v4_fds = Vec::new();
         let mut v5_fds = Vec::new();
+        let mut polling = Vec::new();
         for m in members {
             let Some(s) = state.sockets.get_mut(m as usize) else {
                 continue;
             };
             if !s.connected {
                 continue;
-            }
-            fds.push(s.fd);
-            if !packet.blobs.is_empty() {
-                match s.version {
-                    Version::V4 => v4_fds.push(s.fd),
-                    Version::V5 => v5_fds.push(s.fd),
-                }
             }
             if let Some((origin, req, id)) = ack {
                 let wait = AckWait::Broadcast {
@@ -123,11 +117,25 @@ pub(crate) fn deliver_local(
                 };
                 s.acks.get_or_insert_with(Default::default).insert(id, wait);
             }
+            let Some(fd) = s.fd else {
+                polling.push(s.dest());
+                continue;
+            };
+            fds.push(fd);
+            if !packet.blobs.is_empty() {
+                match s.version {
+                    Version::V4 => v4_fds.push(fd),
+                    Version::V5 => v5_fds.push(fd),
+                }
+            }
         }
-        (fds, v4_fds, v5_fds)
+        (fds, v4_fds, v5_fds, polling)
     };
+    for dest in &polling {
+        send_to(io, *dest, packet, false);
+    }
     if fds.is_empty() {
-        return 0;
+        return polling.len();
     }
     let cx = io.cx();
     cx.broadcast_to(&fds, &frame(&packet.text), OpCode::Text);
@@ -141,7 +149,7 @@ pub(crate) fn deliver_local(
             }
         }
     }
-    fds.len()
+    fds.len() + polling.len()
 }
 
 /// A room name as the state keeps it.

@@ -70,24 +70,17 @@ impl SocketIo {
             _ => return,
         };
         let name = items.remove(0).to_text();
-        let (sid, nsp, def, fd, version) = {
+        let (sid, nsp, def, dest) = {
             let state = self.state.borrow();
             let Some(s) = state.sockets.get(key as usize) else {
                 return;
             };
             let ns = &state.nsps[s.nsp as usize];
-            (
-                s.sid.clone(),
-                ns.name.clone(),
-                ns.def.clone(),
-                s.fd,
-                s.version,
-            )
+            (s.sid.clone(), ns.name.clone(), ns.def.clone(), s.dest())
         };
         let socket = self.socket(io, key, &sid, &nsp);
         let ack = AckSender {
-            fd,
-            version,
+            dest,
             nsp: nsp.clone(),
             id: m.id,
         };
@@ -103,7 +96,7 @@ impl SocketIo {
             }
         };
         if let (Some(id), Some(Some(args))) = (m.id, reply) {
-            send_to(io, fd, version, &encode_ack(&nsp, id, args), true);
+            send_to(io, dest, &encode_ack(&nsp, id, args), true);
         }
     }
 

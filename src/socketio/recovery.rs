@@ -317,16 +317,16 @@ impl SocketIo {
         for r in &s.rooms {
             self.join_socket(key, &sid, r);
         }
-        let fd_version = self
+        let dest = self
             .state
             .borrow()
             .sockets
             .get(key as usize)
-            .map(|st| (st.fd, st.version));
+            .map(|st| st.dest());
         self.finish_connect(io, key, Some(Rc::from(s.pid.as_str())));
-        if let Some((fd, version)) = fd_version {
+        if let Some(dest) = dest {
             for p in &s.missed {
-                send_to(io, fd, version, p, true);
+                send_to(io, dest, p, true);
             }
         }
         log::debug!(

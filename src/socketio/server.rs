@@ -138,6 +138,9 @@ impl SocketIo {
             max_payload: c.max_payload,
             allow_eio3: true,
             echo_path: c.engine_echo_path.clone(),
+            polling: c.polling,
+            cors: c.cors.clone(),
+            cookie: c.cookie.clone(),
         };
         EngineIo::new(engine, self)
     }
@@ -182,18 +185,25 @@ impl EngineHandler for SocketIo {
         self.handshake.iter().try_for_each(|f| f(request))
     }
 
-    fn session_id(&self, fd: Fd, version: crate::engineio::Version) -> Option<String> {
-        (version == crate::engineio::Version::V3).then(|| self.sid_for(fd).to_string())
+    fn session_id(
+        &self,
+        fd: Fd,
+        version: crate::engineio::Version,
+        polling: bool,
+    ) -> Option<String> {
+        // A polling sid travels in URLs, where `#` would need escaping.
+        (version == crate::engineio::Version::V3 && !polling).then(|| self.sid_for(fd).to_string())
     }
 
     fn on_open(&self, engine: Engine<'_, Self>, session: SessionKey, request: &Request) {
-        let (Some(ev), Some(conn)) = (engine.version(session), engine.conn(session)) else {
+        let Some(ev) = engine.version(session) else {
             return;
         };
         let version = Version::for_engineio(ev);
         let client = Client {
             version,
-            fd: conn.fd,
+            origin_fd: request.fd,
+            fd: engine.conn(session).map(|c| c.fd),
             reassembler: Reassembler::new(version, self.config.max_payload),
             sockets: Vec::new(),
             request: Rc::new(request.clone()),
@@ -204,7 +214,7 @@ impl EngineHandler for SocketIo {
         match version {
             // socket.io 2.x clients are in `/` from the start (they send no CONNECT for it).
             Version::V4 => self.connect(&io, session, "/", serde_json::json!({})),
-            Version::V5 => self.arm_connect_timeout(&io, session, conn.fd),
+            Version::V5 => self.arm_connect_timeout(&io, session, request.fd),
         }
     }
 
@@ -225,6 +235,20 @@ impl EngineHandler for SocketIo {
             Err(e) => {
                 log::info!("socket.io: session {}: {e}; closing", session.0);
                 engine.close(session, DisconnectReason::ParseError);
+            }
+        }
+    }
+
+    fn on_upgrade(&self, _engine: Engine<'_, Self>, session: SessionKey, conn: ConnId) {
+        let mut state = self.state.borrow_mut();
+        let state = &mut *state;
+        let Some(c) = state.clients.get_mut(&session) else {
+            return;
+        };
+        c.fd = Some(conn.fd);
+        for &(_, k) in &c.sockets {
+            if let Some(s) = state.sockets.get_mut(k as usize) {
+                s.fd = Some(conn.fd);
             }
         }
     }
@@ -258,7 +282,9 @@ impl SocketIo {
                 .borrow()
                 .clients
                 .get(&session)
-                .is_some_and(|c| c.fd == fd && c.sockets.is_empty() && c.pending_connects == 0);
+                .is_some_and(|c| {
+                    c.origin_fd == fd && c.sockets.is_empty() && c.pending_connects == 0
+                });
             if idle {
                 log::debug!(
                     "socket.io: session {} joined no namespace in time",

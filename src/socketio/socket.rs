@@ -49,6 +49,11 @@ impl<'a> Socket<'a> {
             .map(f)
     }
 
+    /// The Socket.IO protocol the client speaks (`V4`: socket.io-client 2.x).
+    pub fn protocol(&self) -> Option<super::Version> {
+        self.with(|s| s.version)
+    }
+
     /// Whether the socket is still connected.
     pub fn connected(&self) -> bool {
         self.with(|s| s.connected).unwrap_or(false)
@@ -84,7 +89,7 @@ impl<'a> Socket<'a> {
 
     /// Sends `event` to this client; `false` if it is gone.
     pub fn emit(&self, event: &str, args: impl IntoArgs) -> bool {
-        let Some((fd, version)) = self.with(|s| (s.fd, s.version)) else {
+        let Some(dest) = self.with(|s| s.dest()) else {
             return false;
         };
         let sio = self.io.sio();
@@ -99,13 +104,7 @@ impl<'a> Socket<'a> {
         if let Some(offset) = &offset {
             sio.remember(&self.io, &target, &packet, offset);
         }
-        send_to(
-            &self.io,
-            fd,
-            version,
-            &packet,
-            self.flags & NO_COMPRESS == 0,
-        )
+        send_to(&self.io, dest, &packet, self.flags & NO_COMPRESS == 0)
     }
 
     fn own_target(&self) -> super::cluster::Target {
@@ -140,22 +139,16 @@ impl<'a> Socket<'a> {
                     s.acks
                         .get_or_insert_with(Default::default)
                         .insert(id, AckWait::Local(Box::new(done)));
-                    Some((s.fd, s.version))
+                    Some(s.dest())
                 }
                 None => None,
             }
         };
-        let Some((fd, version)) = registered else {
+        let Some(dest) = registered else {
             return;
         };
         let packet = encode_event(&self.nsp, event, args, Some(id));
-        send_to(
-            &self.io,
-            fd,
-            version,
-            &packet,
-            self.flags & NO_COMPRESS == 0,
-        );
+        send_to(&self.io, dest, &packet, self.flags & NO_COMPRESS == 0);
         let wait = timeout_ms.unwrap_or(sio.config.client_callback_timeout);
         let (key, sid) = (self.key, self.sid.clone());
         self.io.after(wait, move |io| {

@@ -16,13 +16,24 @@ use crate::runtime::Request;
 /// An Engine.IO session speaking Socket.IO.
 pub(crate) struct Client {
     pub version: Version,
-    pub fd: Fd,
+    /// The connection that opened the session (names the sids of its sockets).
+    pub origin_fd: Fd,
+    /// The WebSocket carrying it (`None` while on long-polling).
+    pub fd: Option<Fd>,
     pub reassembler: Reassembler,
     /// (namespace index, socket key) of every namespace joined.
     pub sockets: Vec<(u16, u32)>,
     pub request: Rc<Request>,
     /// A CONNECT is waiting for another worker's answer (session recovery).
     pub pending_connects: u8,
+}
+
+/// Where a socket's packets go: its WebSocket, or through the engine's polling queue.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dest {
+    pub session: SessionKey,
+    pub fd: Option<Fd>,
+    pub version: Version,
 }
 
 /// What gets a client's acknowledgement of an emit.
@@ -41,7 +52,7 @@ pub(crate) struct SocketState {
     pub sid: Rc<str>,
     pub nsp: u16,
     pub client: SessionKey,
-    pub fd: Fd,
+    pub fd: Option<Fd>,
     pub version: Version,
     /// Rooms joined, the socket's own sid room not included.
     pub rooms: Vec<Rc<str>>,
@@ -65,6 +76,16 @@ pub(crate) struct NsState {
     pub def: Rc<Namespace>,
     pub sids: HashMap<Rc<str>, u32>,
     pub rooms: HashMap<Rc<str>, HashSet<u32>>,
+}
+
+impl SocketState {
+    pub fn dest(&self) -> Dest {
+        Dest {
+            session: self.client,
+            fd: self.fd,
+            version: self.version,
+        }
+    }
 }
 
 impl NsState {

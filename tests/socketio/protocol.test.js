@@ -112,11 +112,8 @@ test('EIO3: open packet, implicit CONNECT /, ack, /chat, Invalid namespace, ping
   ws.send('42/chat,2["event","y"]');
   expectPacket(await ws.next('ack 2 on /chat'), '43/chat,2', ['chat Received: y']);
   ws.send('40/nope,');
-  // Protocol v4 (socket.io 2.x servers) carries the message as a string; Node 4.8 with
-  // allowEIO3 sends the v5 object instead. socket.io-client 2.3.0 reads both.
-  const refusal = await ws.next('CONNECT_ERROR /nope');
-  const expected = USE_NODE ? { message: 'Invalid namespace' } : 'Invalid namespace';
-  expectPacket(refusal, '44/nope,', expected);
+  // Node sends the same object to EIO3 clients as to EIO4 ones
+  expectPacket(await ws.next('CONNECT_ERROR /nope'), '44/nope,', { message: 'Invalid namespace' });
   ws.send('2'); // EIO3: the client pings, the server answers
   expectPacket(await ws.next('pong'), '3');
   ws.send('423["event","z"]');

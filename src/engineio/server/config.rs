@@ -19,6 +19,22 @@ pub struct EngineConfig {
     /// Also serve a raw Engine.IO echo endpoint at this path (the engine.io-protocol test
     /// suite's server): every message is sent back as it came.
     pub echo_path: Option<String>,
+    /// Serve HTTP long-polling (and the upgrade from it) beside WebSocket; on by default, so
+    /// clients with their default options work.
+    pub polling: bool,
+    /// CORS for polling requests from pages of other origins (`cors` in socket.io).
+    pub cors: Option<Cors>,
+    /// Name of a cookie holding the sid, set on the polling handshake (`cookie`, off).
+    pub cookie: Option<String>,
+}
+
+/// CORS answers for polling requests (socket.io's `cors` option).
+#[derive(Debug, Clone)]
+pub struct Cors {
+    /// The allowed origin: `*` (any: the request's origin is echoed) or one origin.
+    pub origin: String,
+    /// `Access-Control-Allow-Credentials: true` (cookies on cross-origin requests).
+    pub credentials: bool,
 }
 
 impl Default for EngineConfig {
@@ -30,6 +46,9 @@ impl Default for EngineConfig {
             max_payload: 1_000_000,
             allow_eio3: true,
             echo_path: None,
+            polling: true,
+            cors: None,
+            cookie: None,
         }
     }
 }

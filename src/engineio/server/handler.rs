@@ -71,10 +71,17 @@ pub trait EngineHandler: Sized + 'static {
         Ok(())
     }
 
-    /// The session id for a new session on connection `fd` (`None`: a random one). The
-    /// Socket.IO layer names v3 sessions after their socket, since socket.io 2.x clients
-    /// take the engine's sid as their socket id.
-    fn session_id(&self, fd: crate::runtime::table::Fd, version: Version) -> Option<String> {
+    /// The session id for a new session opened on connection `fd` (`None`: a random one,
+    /// URL-safe, that names `fd`). `polling`: the session starts on long-polling, so its id
+    /// travels in URLs. A chosen id must end in `#<fd>` (that is how its worker is found).
+    /// The Socket.IO layer names v3 WebSocket sessions `ServerID#FD`, as Hyperf does, since
+    /// socket.io 2.x clients take the engine's sid as their socket id.
+    fn session_id(
+        &self,
+        fd: crate::runtime::table::Fd,
+        version: Version,
+        polling: bool,
+    ) -> Option<String> {
         None
     }
 
@@ -83,6 +90,9 @@ pub trait EngineHandler: Sized + 'static {
 
     /// A message of a session.
     fn on_message(&self, engine: Engine<'_, Self>, session: SessionKey, data: Data<'_>);
+
+    /// A polling session now goes over WebSocket `conn` (the upgrade completed).
+    fn on_upgrade(&self, engine: Engine<'_, Self>, session: SessionKey, conn: ConnId) {}
 
     /// A session ended. Sends to it fail from here on.
     fn on_close(&self, engine: Engine<'_, Self>, session: SessionKey, reason: DisconnectReason) {}
@@ -144,8 +154,13 @@ impl<'a, E: EngineHandler> Engine<'a, E> {
         self.io.with_session(session, |s| s.sid.to_string())
     }
 
-    /// The connection currently carrying the session.
+    /// The WebSocket carrying the session (`None` while it is on long-polling).
     pub fn conn(&self, session: SessionKey) -> Option<ConnId> {
-        self.io.with_session(session, |s| s.conn)
+        self.io.with_session(session, |s| s.ws()).flatten()
+    }
+
+    /// Whether the session exists.
+    pub fn exists(&self, session: SessionKey) -> bool {
+        self.io.with_session(session, |_| ()).is_some()
     }
 }

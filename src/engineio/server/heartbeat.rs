@@ -29,7 +29,7 @@ impl Beats {
 
 /// What a due entry asks for.
 enum Action {
-    Ping(u64, Version),
+    Ping(SessionKey),
     TimedOut(SessionKey),
 }
 
@@ -72,7 +72,7 @@ impl<E: EngineHandler> EngineIo<E> {
                         (0, Beat::PingAt) => {
                             s.beat = Beat::PongBy;
                             s.beat_at = beats.pong.push(now, key, gen);
-                            actions.push(Action::Ping(s.conn.fd, s.version));
+                            actions.push(Action::Ping(SessionKey(key)));
                         }
                         (1, Beat::PongBy) | (2, Beat::ClientPingBy) => {
                             actions.push(Action::TimedOut(SessionKey(key)))
@@ -84,8 +84,8 @@ impl<E: EngineHandler> EngineIo<E> {
         }
         for a in actions {
             match a {
-                Action::Ping(fd, v) => {
-                    self.send_packet(cx, fd, v, &Packet::text(PacketType::Ping, ""));
+                Action::Ping(key) => {
+                    self.deliver(cx, key, Packet::text(PacketType::Ping, ""));
                 }
                 Action::TimedOut(key) => {
                     log::debug!("engine.io session {} missed its heartbeat", key.0);
@@ -107,15 +107,15 @@ impl<E: EngineHandler> EngineIo<E> {
                 if s.version == Version::V3 {
                     s.beat_at = beats.client_ping.push(now, key.0, s.gen);
                 }
-                (s.version, s.conn.fd)
+                s.version
             })
         };
         match found {
-            Some((Version::V3, fd)) => {
-                self.send_packet(cx, fd, Version::V3, &Packet::text(PacketType::Pong, data));
+            Some(Version::V3) => {
+                self.deliver(cx, key, Packet::text(PacketType::Pong, data));
                 self.arm(cx);
             }
-            Some((Version::V4, _)) => {
+            Some(Version::V4) => {
                 log::debug!("engine.io v4 session {}: ping from the client", key.0);
                 self.close(cx, key, DisconnectReason::TransportError);
             }

@@ -1,11 +1,12 @@
-//! The Engine.IO server as a runtime [`Handler`]: handshakes at its path, frames in, sessions
-//! closed; everything else goes to the application.
+//! The Engine.IO server as a runtime [`Handler`]: handshakes, polling requests and upgrades
+//! at its path, frames in, sessions closed; everything else goes to the application.
 
 use super::config::Endpoint;
 use super::handler::{Data, DisconnectReason};
-use super::verify::verify;
-use super::{EngineCtx, EngineHandler, EngineIo};
-use crate::engineio::{decode_binary, decode_text, Data as PacketData, PacketType};
+use super::session::Transport;
+use super::verify::{verify, HandshakeError, TransportKind, Verified};
+use super::{EngineCtx, EngineHandler, EngineIo, SessionKey};
+use crate::engineio::{decode_binary, decode_text, Data as PacketData, Packet, PacketType};
 use crate::protocol::frame::OpCode;
 use crate::runtime::{CloseReason, ConnId, Handler, HttpReply, Message, Request, UpgradeReply};
 
@@ -19,15 +20,10 @@ impl<E: EngineHandler> Handler for EngineIo<E> {
     }
 
     fn on_request(&self, cx: &EngineCtx<E>, conn: ConnId, request: Request) -> HttpReply {
-        if self.config.route(request.path()).is_none() {
-            return self.handler.on_request(self.engine(cx), conn, request);
+        match self.config.route(request.path()) {
+            Some(endpoint) => self.on_engine_request(cx, conn, &request, endpoint),
+            None => self.handler.on_request(self.engine(cx), conn, request),
         }
-        let err = match verify(&request, false, self.config.allow_eio3) {
-            Err(e) => e,
-            Ok(_) => super::HandshakeError::BadRequest,
-        };
-        log::debug!("engine.io: {} refused: {}", request.fd, err.message());
-        HttpReply::Respond(err.http_response())
     }
 
     fn on_upgrade(&self, cx: &EngineCtx<E>, _conn: ConnId, request: &Request) -> UpgradeReply {
@@ -36,26 +32,33 @@ impl<E: EngineHandler> Handler for EngineIo<E> {
                 "engine.io: upgrade to {} refused (not the engine's path)",
                 request.path()
             );
-            return UpgradeReply::Refuse(super::HandshakeError::BadRequest.upgrade_response());
+            return UpgradeReply::Refuse(HandshakeError::BadRequest.upgrade_response());
         };
-        if let Err(e) = verify(request, true, self.config.allow_eio3) {
-            log::debug!(
-                "engine.io: upgrade of {} refused: {}",
-                request.fd,
-                e.message()
-            );
-            return UpgradeReply::Refuse(e.upgrade_response());
-        }
-        if endpoint == Endpoint::Handler {
-            if let Err(mut refusal) = self.handler.on_handshake(self.engine(cx), request) {
-                if refusal.status_code() == 101 {
-                    refusal.status(403);
-                }
-                refusal.close();
-                return UpgradeReply::Refuse(refusal);
+        let c = &self.config;
+        match verify(request, true, c.allow_eio3, c.polling) {
+            Err(e) => {
+                log::debug!(
+                    "engine.io: upgrade of {} refused: {}",
+                    request.fd,
+                    e.message()
+                );
+                UpgradeReply::Refuse(e.upgrade_response())
             }
+            Ok(Verified::Session { sid, .. }) => self.upgrade_request(cx, &sid),
+            Ok(Verified::Handshake { .. }) if endpoint == Endpoint::Handler => {
+                match self.handler.on_handshake(self.engine(cx), request) {
+                    Ok(()) => UpgradeReply::Accept,
+                    Err(mut refusal) => {
+                        if refusal.status_code() == 101 {
+                            refusal.status(403);
+                        }
+                        refusal.close();
+                        UpgradeReply::Refuse(refusal)
+                    }
+                }
+            }
+            Ok(Verified::Handshake { .. }) => UpgradeReply::Accept,
         }
-        UpgradeReply::Accept
     }
 
     fn on_open(&self, cx: &EngineCtx<E>, conn: ConnId, request: &Request) {
@@ -63,15 +66,16 @@ impl<E: EngineHandler> Handler for EngineIo<E> {
             .config
             .route(request.path())
             .unwrap_or(Endpoint::Handler);
-        match verify(request, true, self.config.allow_eio3) {
-            Ok(h) => self.open(cx, conn, request, h.version, endpoint),
+        let c = &self.config;
+        match verify(request, true, c.allow_eio3, c.polling) {
+            Ok(Verified::Handshake {
+                version,
+                transport: TransportKind::WebSocket,
+            }) => self.open_ws(cx, conn, request, version, endpoint),
+            Ok(Verified::Session { sid, .. }) => self.attach_probe(cx, conn, &sid),
             // Checked in on_upgrade; a request cannot change in between.
-            Err(e) => {
-                log::warn!(
-                    "engine.io: {} opened without a valid handshake ({})",
-                    conn.fd,
-                    e.message()
-                );
+            _ => {
+                log::warn!("engine.io: {} opened without a valid handshake", conn.fd);
                 cx.close(conn.fd);
             }
         }
@@ -81,12 +85,15 @@ impl<E: EngineHandler> Handler for EngineIo<E> {
         let Message::Data { opcode, data, .. } = message else {
             return;
         };
-        let Some((key, version, endpoint)) = self.sessions.borrow().of_conn(conn).and_then(|k| {
-            self.sessions
-                .borrow()
-                .get(k)
-                .map(|s| (k, s.version, s.endpoint))
-        }) else {
+        let found = {
+            let sessions = self.sessions.borrow();
+            sessions.of_conn(conn).and_then(|k| {
+                let s = sessions.get(k)?;
+                let probe = matches!(&s.transport, Transport::Polling(p) if p.probe == Some(conn));
+                Some((k, s.version, probe))
+            })
+        };
+        let Some((key, version, probe)) = found else {
             return;
         };
         let max = self.config.max_payload;
@@ -103,13 +110,53 @@ impl<E: EngineHandler> Handler for EngineIo<E> {
             OpCode::Binary => decode_binary(version, data, max),
             _ => decode_text(version, data, max),
         };
-        let packet = match packet {
-            Ok(p) => p,
+        match packet {
+            Ok(p) if probe => self.on_probe_packet(cx, key, conn, p),
+            Ok(p) => self.on_packet(cx, key, p),
             Err(e) => {
                 log::info!("engine.io session {}: {e}; closing", key.0);
                 self.close(cx, key, DisconnectReason::ParseError);
-                return;
             }
+        }
+    }
+
+    fn on_close(&self, cx: &EngineCtx<E>, conn: ConnId, reason: CloseReason) {
+        let Some(key) = self.sessions.borrow().of_conn(conn) else {
+            return;
+        };
+        if self.probe_gone(key, conn) {
+            return;
+        }
+        let closing = self.with_session(key, |s| s.closing).flatten();
+        let reason = closing.unwrap_or(match reason {
+            CloseReason::PeerClosed(_) | CloseReason::ConnectionLost => {
+                DisconnectReason::TransportClose
+            }
+            CloseReason::Shutdown => DisconnectReason::ServerShuttingDown,
+            CloseReason::Idle | CloseReason::CloseTimeout => DisconnectReason::PingTimeout,
+            CloseReason::ServerClosed(_) | CloseReason::ServerDropped => {
+                DisconnectReason::ForcedClose
+            }
+            _ => DisconnectReason::TransportError,
+        });
+        self.finish(cx, key, reason);
+    }
+
+    fn on_disconnect(&self, cx: &EngineCtx<E>, conn: ConnId, _reason: CloseReason) {
+        self.on_get_gone(cx, conn);
+    }
+
+    fn on_peer_message(&self, cx: &EngineCtx<E>, from_worker: usize, channel: u16, data: &[u8]) {
+        self.handler
+            .on_peer_message(self.engine(cx), from_worker, channel, data);
+    }
+}
+
+impl<E: EngineHandler> EngineIo<E> {
+    /// One packet of a session, from its WebSocket or a POST.
+    pub(super) fn on_packet(&self, cx: &EngineCtx<E>, key: SessionKey, packet: Packet) {
+        let Some(endpoint) = self.with_session(key, |s| s.endpoint) else {
+            return;
         };
         match (packet.kind, &packet.data) {
             (PacketType::Message, d) => {
@@ -124,46 +171,14 @@ impl<E: EngineHandler> Handler for EngineIo<E> {
             }
             (PacketType::Ping, PacketData::Text(t)) => self.on_client_ping(cx, key, t),
             (PacketType::Pong, _) => self.on_client_pong(cx, key),
-            (PacketType::Close, _) => {
-                self.close(cx, key, DisconnectReason::TransportClose);
-            }
-            // upgrade / noop / open have no meaning on an established WebSocket session.
+            (PacketType::Close, _) => self.client_close(cx, key),
+            // upgrade / noop / open have no meaning here.
             _ => {}
         }
     }
 
-    fn on_close(&self, cx: &EngineCtx<E>, conn: ConnId, reason: CloseReason) {
-        let Some(key) = self.sessions.borrow().of_conn(conn) else {
-            return;
-        };
-        let Some(session) = self.sessions.borrow_mut().remove(key) else {
-            return;
-        };
-        let reason = session.closing.unwrap_or(match reason {
-            CloseReason::PeerClosed(_) | CloseReason::ConnectionLost => {
-                DisconnectReason::TransportClose
-            }
-            CloseReason::Shutdown => DisconnectReason::ServerShuttingDown,
-            CloseReason::Idle | CloseReason::CloseTimeout => DisconnectReason::PingTimeout,
-            CloseReason::ServerClosed(_) | CloseReason::ServerDropped => {
-                DisconnectReason::ForcedClose
-            }
-            _ => DisconnectReason::TransportError,
-        });
-        if session.endpoint == Endpoint::Handler {
-            self.handler.on_close(self.engine(cx), key, reason);
-        }
-    }
-
-    fn on_peer_message(&self, cx: &EngineCtx<E>, from_worker: usize, channel: u16, data: &[u8]) {
-        self.handler
-            .on_peer_message(self.engine(cx), from_worker, channel, data);
-    }
-}
-
-impl<E: EngineHandler> EngineIo<E> {
     /// The raw echo endpoint: every message back as it came.
-    fn echo(&self, cx: &EngineCtx<E>, key: super::SessionKey, data: Data<'_>) {
+    fn echo(&self, cx: &EngineCtx<E>, key: SessionKey, data: Data<'_>) {
         match data {
             Data::Text(t) => self.send_text(cx, key, t),
             Data::Binary(b) => self.send_binary(cx, key, b),

@@ -1,17 +1,20 @@
-//! The sessions of one worker: who they are, where their heartbeat stands, and the ids that
-//! name them.
+//! The sessions of one worker: who they are, which transport carries them, where their
+//! heartbeat stands, and the ids that name them (and their worker).
 
 use std::cell::Cell;
+use std::collections::HashMap;
 
 use slab::Slab;
 
 use super::config::Endpoint;
 use super::handler::DisconnectReason;
-use crate::engineio::Version;
+use crate::engineio::{Packet, Version};
+use crate::runtime::table::Fd;
 use crate::runtime::{ConnId, ConnMap};
 
-/// A session of this worker: an index that stays valid while the session lives (it may
-/// outlive one connection once long-polling exists).
+/// A session of this worker: an index that stays valid while the session lives, whichever
+/// connections carry it (long-polling requests come and go; an upgrade switches to a
+/// WebSocket).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionKey(pub u32);
 
@@ -26,11 +29,28 @@ pub(crate) enum Beat {
     ClientPingBy,
 }
 
+/// HTTP long-polling state: the GET held for the next packets, the packets waiting for it,
+/// and a WebSocket being probed for the upgrade.
+#[derive(Debug, Default)]
+pub(crate) struct Polling {
+    pub get: Option<ConnId>,
+    pub queue: Vec<Packet>,
+    pub probe: Option<ConnId>,
+    pub probed: bool,
+}
+
+/// What carries a session.
+#[derive(Debug)]
+pub(crate) enum Transport {
+    WebSocket(ConnId),
+    Polling(Polling),
+}
+
 /// One session.
 #[derive(Debug)]
 pub(crate) struct Session {
     pub sid: Box<str>,
-    pub conn: ConnId,
+    pub transport: Transport,
     pub version: Version,
     pub endpoint: Endpoint,
     pub gen: u32,
@@ -40,13 +60,33 @@ pub(crate) struct Session {
     pub closing: Option<DisconnectReason>,
 }
 
+impl Session {
+    /// The WebSocket connection, once the session has one.
+    pub fn ws(&self) -> Option<ConnId> {
+        match &self.transport {
+            Transport::WebSocket(c) => Some(*c),
+            Transport::Polling(_) => None,
+        }
+    }
+
+    pub fn polling(&mut self) -> Option<&mut Polling> {
+        match &mut self.transport {
+            Transport::Polling(p) => Some(p),
+            Transport::WebSocket(_) => None,
+        }
+    }
+}
+
 /// The sessions of one worker, with a generation per key (entries in the deadline queues
 /// carry it, so an entry of a closed session is never applied to the key's next session).
 #[derive(Default)]
 pub(crate) struct Sessions {
     pub slab: Slab<Session>,
     gens: Vec<u32>,
-    pub by_conn: ConnMap<u32>,
+    /// Connections (a WebSocket, a held GET, a probe) to their session.
+    by_conn: ConnMap<u32>,
+    /// Polling sessions by sid (their requests name them).
+    by_sid: HashMap<Box<str>, u32>,
 }
 
 impl Sessions {
@@ -57,11 +97,17 @@ impl Sessions {
             self.gens.resize(key + 1, 0);
         }
         let session = make(self.gens[key]);
-        let conn = session.conn;
+        let key32 = key as u32;
+        match &session.transport {
+            Transport::WebSocket(c) => {
+                self.by_conn.insert(*c, key32);
+            }
+            Transport::Polling(_) => {
+                self.by_sid.insert(session.sid.clone(), key32);
+            }
+        }
         entry.insert(session);
-        let key = key as u32;
-        self.by_conn.insert(conn, key);
-        SessionKey(key)
+        SessionKey(key32)
     }
 
     pub fn get(&self, key: SessionKey) -> Option<&Session> {
@@ -81,25 +127,69 @@ impl Sessions {
         self.by_conn.get(conn).map(|&k| SessionKey(k))
     }
 
+    pub fn of_sid(&self, sid: &str) -> Option<SessionKey> {
+        self.by_sid.get(sid).map(|&k| SessionKey(k))
+    }
+
+    pub fn map_conn(&mut self, conn: ConnId, key: SessionKey) {
+        self.by_conn.insert(conn, key.0);
+    }
+
+    pub fn unmap_conn(&mut self, conn: ConnId) {
+        self.by_conn.remove(conn);
+    }
+
     pub fn remove(&mut self, key: SessionKey) -> Option<Session> {
         let s = self.slab.try_remove(key.0 as usize)?;
-        self.by_conn.remove(s.conn);
+        match &s.transport {
+            Transport::WebSocket(c) => {
+                self.by_conn.remove(*c);
+            }
+            Transport::Polling(p) => {
+                for c in [p.get, p.probe].into_iter().flatten() {
+                    self.by_conn.remove(c);
+                }
+            }
+        }
+        self.by_sid.remove(&s.sid);
         let g = &mut self.gens[key.0 as usize];
         *g = g.wrapping_add(1);
         Some(s)
     }
+
+    /// A polling session now goes over its WebSocket `conn` (its sid stays known, so that
+    /// stale polling requests get "Bad request").
+    pub fn upgraded(&mut self, key: SessionKey, conn: ConnId) {
+        if let Some(s) = self.slab.get_mut(key.0 as usize) {
+            s.transport = Transport::WebSocket(conn);
+            self.by_conn.insert(conn, key.0);
+        }
+    }
 }
 
-/// A fresh session id: the fd (so the id names the connection's worker, as an fd does) and
-/// 11 random bytes, base64url-encoded to 20 characters like Node's `base64id`.
-pub(crate) fn new_sid(fd: u64) -> Box<str> {
+/// A fresh session id: the fd of the connection that opened it (an fd names its worker) and
+/// 7 random bytes, base64url-encoded to 20 characters like Node's `base64id`.
+pub(crate) fn new_sid(fd: Fd) -> Box<str> {
     use base64::Engine as _;
     let mut raw = [0u8; 15];
-    raw[..4].copy_from_slice(&(fd as u32).to_be_bytes());
-    fill_random(&mut raw[4..]);
+    raw[..8].copy_from_slice(&fd.to_be_bytes());
+    fill_random(&mut raw[8..]);
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(raw)
         .into_boxed_str()
+}
+
+/// The fd a session id names: the one in a [`new_sid`] id, or the number after the last
+/// `#` of an id a handler chose (`ServerID#FD`).
+pub(crate) fn sid_fd(sid: &str) -> Option<Fd> {
+    use base64::Engine as _;
+    if let Some((_, fd)) = sid.rsplit_once('#') {
+        return fd.parse().ok();
+    }
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(sid)
+        .ok()?;
+    Some(Fd::from_be_bytes(raw.get(..8)?.try_into().ok()?))
 }
 
 thread_local! {
@@ -124,4 +214,18 @@ pub fn fill_random(buf: &mut [u8]) {
         }
         s.set(x);
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sid_names_its_fd() {
+        let sid = new_sid(0x0102_0304_0506_0708);
+        assert_eq!(sid.len(), 20);
+        assert_eq!(sid_fd(&sid), Some(0x0102_0304_0506_0708));
+        assert_eq!(sid_fd("abc123#42"), Some(42));
+        assert_eq!(sid_fd("!!"), None);
+    }
 }

@@ -1,6 +1,6 @@
-//! Checks of a handshake request, answered as engine.io answers them: the error codes and
-//! messages of `Server.errorMessages`, a JSON body for plain requests and engine.io's
-//! `abortUpgrade` text for upgrade requests.
+//! Checks of a request to the engine's path, answered as engine.io answers them: the error
+//! codes and messages of `Server.errorMessages`, a JSON body for plain requests and
+//! engine.io's `abortUpgrade` text for upgrade requests.
 
 use crate::engineio::Version;
 use crate::runtime::{Request, Response};
@@ -63,32 +63,58 @@ impl HandshakeError {
     }
 }
 
-/// What a valid WebSocket handshake asks for.
+/// The transports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Handshake {
-    /// The `EIO` version.
-    pub version: Version,
+pub enum TransportKind {
+    /// HTTP long-polling.
+    Polling,
+    /// WebSocket.
+    WebSocket,
 }
 
-/// Checks the query of a request to the engine's path. `websocket` is whether it is an
-/// upgrade request; only the WebSocket transport is served (HTTP long-polling is not yet).
+/// What a valid request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    /// A new session (`EIO` checked).
+    Handshake {
+        /// The protocol version.
+        version: Version,
+        /// Its first transport.
+        transport: TransportKind,
+    },
+    /// A request of an existing session (`sid`), whose owner is still to be found.
+    Session {
+        /// The session id.
+        sid: String,
+        /// The transport of this request.
+        transport: TransportKind,
+    },
+}
+
+/// Checks a request to the engine's path in engine.io's order (transport, sid, method,
+/// upgrade, version). `websocket`: an upgrade request; `polling`: long-polling is served.
 pub fn verify(
     request: &Request,
     websocket: bool,
     allow_eio3: bool,
-) -> Result<Handshake, HandshakeError> {
-    let transport = request.get("transport");
-    if transport.as_deref() != Some("websocket") {
-        return Err(HandshakeError::UnknownTransport);
-    }
-    if request.get("sid").is_some() {
-        // No session outlives its WebSocket yet (no polling sessions to upgrade from).
-        return Err(HandshakeError::UnknownSid);
+    polling: bool,
+) -> Result<Verified, HandshakeError> {
+    let transport = match request.get("transport").as_deref() {
+        Some("websocket") => TransportKind::WebSocket,
+        Some("polling") if polling => TransportKind::Polling,
+        _ => return Err(HandshakeError::UnknownTransport),
+    };
+    if let Some(sid) = request.get("sid") {
+        // An upgrade request may carry `transport=websocket` only.
+        if websocket != (transport == TransportKind::WebSocket) {
+            return Err(HandshakeError::BadRequest);
+        }
+        return Ok(Verified::Session { sid, transport });
     }
     if request.method() != "GET" {
         return Err(HandshakeError::BadHandshakeMethod);
     }
-    if !websocket {
+    if websocket != (transport == TransportKind::WebSocket) {
         return Err(HandshakeError::BadRequest);
     }
     let version = request
@@ -97,5 +123,5 @@ pub fn verify(
         .and_then(Version::from_query)
         .filter(|v| allow_eio3 || *v == Version::V4)
         .ok_or(HandshakeError::UnsupportedProtocolVersion)?;
-    Ok(Handshake { version })
+    Ok(Verified::Handshake { version, transport })
 }

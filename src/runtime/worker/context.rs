@@ -120,6 +120,13 @@ impl<H: Handler> Ctx<H> {
         self.core().now
     }
 
+    /// The worker id whose process holds (or held) connection `fd`: an fd names its worker
+    /// whether or not it is still open. `None` for a value that is no fd of this server.
+    pub fn worker_of(&self, fd: Fd) -> Option<usize> {
+        let r = self.0.table.region_of(fd)?;
+        Some(r % self.0.worker_num.max(1))
+    }
+
     /// The local connection `fd`, if it belongs to this worker and is open.
     pub fn local(&self, fd: Fd) -> Option<ConnId> {
         match self.core().owner(fd)? {

@@ -100,6 +100,7 @@ impl<H: Handler> Worker<H> {
     /// Handles one complete request from the connection's input. Returns true if another may
     /// follow on the same connection.
     fn handle_one_request(&self, key: usize, fd: Fd, pos: &mut usize) -> bool {
+        let start = *pos;
         let Some((request, upgrade)) = self.cx.core().take_request(key, fd, pos) else {
             return false;
         };
@@ -107,11 +108,12 @@ impl<H: Handler> Worker<H> {
             self.upgrade(key, fd, request);
             false
         } else {
-            self.http_request(key, fd, request)
+            self.http_request(key, fd, request, start)
         }
     }
 
-    fn http_request(&self, key: usize, fd: Fd, request: Request) -> bool {
+    /// `start`: where the request begins in the connection's input (for a hand-off).
+    fn http_request(&self, key: usize, fd: Fd, request: Request, start: usize) -> bool {
         let keep_alive = request.http.keep_alive();
         let conn = ConnId {
             fd,
@@ -128,6 +130,13 @@ impl<H: Handler> Worker<H> {
         let mut core = self.cx.core();
         match reply {
             HttpReply::Respond(resp) => core.answer_http(key, fd, keep_alive, &resp),
+            HttpReply::HandOff(worker) => {
+                if !core.hand_off(key, fd, worker, &[], start) {
+                    log::info!("fd {fd}: cannot hand the request to worker {worker}; 503");
+                    core.refuse(key, 503, b"Service Unavailable");
+                }
+                false
+            }
             HttpReply::Hold => {
                 if let Some(c) = core.conn(key, fd).filter(|c| c.phase == Phase::Http) {
                     c.held = Some(keep_alive);

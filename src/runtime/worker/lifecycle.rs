@@ -98,7 +98,7 @@ impl Core {
         None
     }
 
-    fn remove(&mut self, key: usize) -> Option<Conn> {
+    pub(super) fn remove(&mut self, key: usize) -> Option<Conn> {
         let mut c = self.conns.try_remove(key)?;
         let _ = self.registry.deregister(&mut c.stream);
         self.table.close(self.region, key);

@@ -21,6 +21,7 @@ mod boot;
 mod context;
 mod deadlines;
 mod event_loop;
+mod handoff;
 mod housekeeping;
 mod http;
 mod lifecycle;

@@ -159,9 +159,18 @@ impl<H: Handler> Worker<H> {
     pub(super) fn on_ipc(&self) {
         let rx = self.cx.core().ipc_rx;
         let mut inbox = self.cx.inner().inbox.borrow_mut();
-        let res = inbox.drain(rx, |body| match Msg::decode(body) {
-            Some(m) => self.apply_ipc(m),
-            None => log::warn!("ipc: malformed message of {} bytes dropped", body.len()),
+        let res = inbox.drain_with_fds(rx, |body, fd| match (Msg::decode(body), fd) {
+            (
+                Some(Msg::Adopt {
+                    port_idx,
+                    remote,
+                    input,
+                }),
+                Some(socket),
+            ) => self.on_adopt(socket, port_idx, remote, input),
+            (Some(Msg::Adopt { .. }), None) => log::warn!("ipc: a hand-off without its socket"),
+            (Some(m), _) => self.apply_ipc(m),
+            (None, _) => log::warn!("ipc: malformed message of {} bytes dropped", body.len()),
         });
         if let Err(e) = res {
             log::error!("ipc receive failed: {e}");
@@ -202,6 +211,7 @@ impl<H: Handler> Worker<H> {
                         .on_peer_message(&self.cx, from_worker as usize, channel, data)
                 });
             }
+            Msg::Adopt { .. } => {} // handled with its socket in on_ipc
         }
     }
 }

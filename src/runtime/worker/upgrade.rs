@@ -142,6 +142,15 @@ impl<H: Handler> Worker<H> {
         let (protocol, headers) = match reply {
             UpgradeReply::Accept => (None, Vec::new()),
             UpgradeReply::AcceptWith { protocol, headers } => (protocol, headers),
+            UpgradeReply::HandOff(worker) => {
+                let bytes = super::handoff::request_bytes(&request.http, &[]);
+                let mut core = self.cx.core();
+                if !core.hand_off(key, fd, worker, &bytes, 0) {
+                    log::info!("fd {fd}: cannot hand the upgrade to worker {worker}; 503");
+                    core.refuse(key, 503, b"Service Unavailable");
+                }
+                return;
+            }
             UpgradeReply::Refuse(resp) => {
                 let status = match resp.status_code() {
                     101 => 500, // "refused with 101" is a handler bug, not an acceptance
