@@ -49,6 +49,11 @@ impl<'a> Io<'a> {
         }
     }
 
+    /// Engine.IO sessions of this worker (Socket.IO clients and any other endpoint's).
+    pub fn engine_sessions(&self) -> usize {
+        self.engine.io.session_count()
+    }
+
     /// Operations on namespace `nsp` (Node's `io.of(nsp)`).
     pub fn of(&self, nsp: &str) -> Operator<'a> {
         Operator::new(*self, nsp)

@@ -38,7 +38,7 @@ pub use config::{RecoveryConfig, SioConfig};
 pub use io::{Io, IoHandle, Operator, SioCtx};
 pub use namespace::{ConnectError, Namespace};
 pub use packet::{Packet, PacketKind};
-pub use server::SocketIo;
+pub use server::{SioStats, SocketIo};
 pub use socket::Socket;
 
 /// Socket.IO protocol revision.

@@ -23,6 +23,19 @@ type HandshakeFn = Rc<dyn Fn(&Request) -> Result<(), Response>>;
 type HttpFn = Rc<dyn Fn(&Io<'_>, &Request) -> Response>;
 type SidFn = Rc<dyn Fn(&str, Fd) -> String>;
 
+/// What one worker's Socket.IO server holds (see [`SocketIo::stats`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SioStats {
+    /// Engine.IO sessions speaking Socket.IO.
+    pub clients: usize,
+    /// Sockets (a client in a namespace).
+    pub sockets: usize,
+    /// Namespaces that exist in this worker.
+    pub namespaces: usize,
+    /// Rooms with members (sid rooms not counted).
+    pub rooms: usize,
+}
+
 /// A Socket.IO server (Hyperf's `SocketIO`, Node's `Server`).
 ///
 /// ```no_run
@@ -121,6 +134,17 @@ impl SocketIo {
     /// The node's server id (the `ServerID` of `ServerID#FD`).
     pub fn server_id(&self) -> &str {
         &self.server_id
+    }
+
+    /// What this worker holds: Engine.IO clients, sockets, namespaces, rooms.
+    pub fn stats(&self) -> SioStats {
+        let state = self.state.borrow();
+        SioStats {
+            clients: state.clients.len(),
+            sockets: state.sockets.len(),
+            namespaces: state.nsps.len(),
+            rooms: state.nsps.iter().map(|n| n.rooms.len()).sum(),
+        }
     }
 
     /// The options.

@@ -140,13 +140,18 @@ pub fn start_logged(name: &str, args: &[&str]) -> ServerProc {
 
 /// Like `start_logged` for a server with `listeners` ports.
 pub fn start_logged_with(name: &str, args: &[&str], listeners: usize) -> ServerProc {
+    start_logged_level(name, args, listeners, "info")
+}
+
+/// Like `start_logged_with`, with `RUST_LOG` set to `level`.
+pub fn start_logged_level(name: &str, args: &[&str], listeners: usize, level: &str) -> ServerProc {
     let path = std::env::temp_dir().join(format!(
         "prefork-ws-test-log-{}-{name}-{}",
         std::process::id(),
         args.len()
     ));
     let file = std::fs::File::create(&path).expect("log file");
-    let mut p = start_inner(example_path(name), args, listeners, Some(file), "info");
+    let mut p = start_inner(example_path(name), args, listeners, Some(file), level);
     p.log = Some(path);
     p
 }

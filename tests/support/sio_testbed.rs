@@ -55,6 +55,13 @@ fn main() {
         _ => Ok(()),
     });
     io.on_http(|io, req| {
+        if req.path() == "/stats" {
+            let mut r = Response::default();
+            let s = io.sio().stats();
+            let body = json!({ "worker": io.cx().worker_id(), "engine": io.engine_sessions(), "clients": s.clients, "sockets": s.sockets, "rooms": s.rooms });
+            r.header("Content-Type", "application/json").write(body.to_string());
+            return r;
+        }
         let room = req.get("room").unwrap_or_default();
         let n = io
             .to(&room)
