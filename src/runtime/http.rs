@@ -96,6 +96,70 @@ impl Request {
     }
 }
 
+/// The bytes of a request as a client would have sent them (names lower-cased).
+pub(crate) fn request_bytes(http: &HttpRequest, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256 + body.len());
+    out.extend_from_slice(http.method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(http.path.as_bytes());
+    if !http.query_string.is_empty() {
+        out.push(b'?');
+        out.extend_from_slice(http.query_string.as_bytes());
+    }
+    out.extend_from_slice(format!(" HTTP/1.{}\r\n", http.version).as_bytes());
+    for (k, v) in &http.headers {
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+    out
+}
+
+/// A request kept for later in one allocation (its head as sent; no body), for layers that
+/// hold the handshake request of many long-lived connections. [`StoredRequest::request`]
+/// parses it back.
+#[derive(Debug, Clone)]
+pub struct StoredRequest {
+    head: Box<[u8]>,
+    fd: Fd,
+    remote_addr: SocketAddr,
+    server_port: u16,
+    listener: u16,
+}
+
+impl StoredRequest {
+    /// Keeps `request`'s head, without the WebSocket handshake's own negotiation headers
+    /// (`sec-websocket-key`, `-version`, `-extensions`), which nobody needs afterwards.
+    pub fn new(request: &Request) -> StoredRequest {
+        let mut http = request.http.clone();
+        http.headers.retain(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "sec-websocket-key" | "sec-websocket-version" | "sec-websocket-extensions"
+            )
+        });
+        StoredRequest {
+            head: request_bytes(&http, &[]).into_boxed_slice(),
+            fd: request.fd,
+            remote_addr: request.remote_addr,
+            server_port: request.server_port,
+            listener: request.listener as u16,
+        }
+    }
+
+    /// The request again (headers, cookies, query, remote address; no body).
+    pub fn request(&self) -> Option<Request> {
+        let (http, _) =
+            crate::protocol::handshake::parse_request(&self.head, usize::MAX).ok()??;
+        let mut r = Request::new(self.fd, self.remote_addr, self.server_port, http);
+        r.listener = self.listener as usize;
+        Some(r)
+    }
+}
+
 /// An HTTP response under construction (Swoole's `Swoole\Http\Response`).
 ///
 /// In `on_handshake`, set status 101 (see [`Response::accept_websocket`]) to accept; any other

@@ -46,7 +46,7 @@ pub(crate) mod worker;
 
 pub use conn_map::ConnMap;
 pub use handler::{CloseReason, ConnId, Handler, HttpReply, Message, UpgradeReply};
-pub use http::{Request, Response};
+pub use http::{Request, Response, StoredRequest};
 pub use master::{serve, ListenSpec, ServeSpec};
 pub use settings::Settings;
 pub use worker::{panic_message, BroadcastReport, Ctx, WorkerHandle};

@@ -12,7 +12,7 @@ use super::io::Io;
 use super::namespace::{Namespace, Registry};
 use super::recovery::Recovery;
 use super::state::{Client, State};
-use super::{Reassembler, Version};
+use super::Version;
 use crate::engineio::{
     DisconnectReason, Engine, EngineConfig, EngineData, EngineHandler, EngineIo, SessionKey,
 };
@@ -228,9 +228,10 @@ impl EngineHandler for SocketIo {
             version,
             origin_fd: request.fd,
             fd: engine.conn(session).map(|c| c.fd),
-            reassembler: Reassembler::new(version, self.config.max_payload),
+            pending: None,
+            max_payload: self.config.max_payload,
             sockets: Vec::new(),
-            request: Rc::new(request.clone()),
+            request: crate::runtime::StoredRequest::new(request),
             pending_connects: 0,
         };
         self.state.borrow_mut().clients.insert(session, client);
@@ -249,8 +250,8 @@ impl EngineHandler for SocketIo {
                 return;
             };
             match data {
-                EngineData::Text(t) => client.reassembler.push_text(t),
-                EngineData::Binary(b) => client.reassembler.push_binary(b),
+                EngineData::Text(t) => client.push_text(t),
+                EngineData::Binary(b) => client.push_binary(b),
             }
         };
         match decoded {

@@ -61,10 +61,10 @@ impl<'a> Socket<'a> {
 
     /// The original handshake request: headers, cookies, query, remote address (seed 002's
     /// "original request object").
-    pub fn request(&self) -> Option<Rc<Request>> {
-        let fd = self.with(|s| s.client)?;
+    pub fn request(&self) -> Option<Request> {
+        let session = self.with(|s| s.client)?;
         let state = self.io.sio().state.borrow();
-        state.clients.get(&fd).map(|c| c.request.clone())
+        state.clients.get(&session)?.request.request()
     }
 
     /// The CONNECT's auth payload (`auth` option of socket.io-client 3+; `Null` for 2.x).

@@ -11,7 +11,7 @@ use super::namespace::Namespace;
 use super::{Reassembler, Version};
 use crate::engineio::SessionKey;
 use crate::runtime::table::Fd;
-use crate::runtime::Request;
+use crate::runtime::StoredRequest;
 
 /// An Engine.IO session speaking Socket.IO.
 pub(crate) struct Client {
@@ -20,12 +20,41 @@ pub(crate) struct Client {
     pub origin_fd: Fd,
     /// The WebSocket carrying it (`None` while on long-polling).
     pub fd: Option<Fd>,
-    pub reassembler: Reassembler,
+    /// A binary packet waiting for its attachments (boxed, and only while one waits).
+    pub pending: Option<Box<Reassembler>>,
+    pub max_payload: usize,
     /// (namespace index, socket key) of every namespace joined.
     pub sockets: Vec<(u16, u32)>,
-    pub request: Rc<Request>,
+    pub request: StoredRequest,
     /// A CONNECT is waiting for another worker's answer (session recovery).
     pub pending_connects: u8,
+}
+
+impl Client {
+    /// A text packet: decoded at once, or kept while its attachments are due.
+    pub fn push_text(&mut self, text: &str) -> Result<Option<super::Message>, super::Error> {
+        let mut r = match self.pending.take() {
+            Some(r) => r,
+            None => Box::new(Reassembler::new(self.version, self.max_payload)),
+        };
+        let res = r.push_text(text);
+        if r.is_waiting() {
+            self.pending = Some(r);
+        }
+        res
+    }
+
+    /// A binary frame: an attachment of the waiting packet.
+    pub fn push_binary(&mut self, frame: &[u8]) -> Result<Option<super::Message>, super::Error> {
+        let Some(mut r) = self.pending.take() else {
+            return Err(super::Error::UnexpectedBinary);
+        };
+        let res = r.push_binary(frame);
+        if r.is_waiting() {
+            self.pending = Some(r);
+        }
+        res
+    }
 }
 
 /// Where a socket's packets go: its WebSocket, or through the engine's polling queue.
@@ -144,10 +173,49 @@ impl NsState {
     }
 }
 
+/// The clients by session key (keys are dense slab indices: a vector, no hashing).
+#[derive(Default)]
+pub(crate) struct Clients {
+    slots: Vec<Option<Client>>,
+    len: usize,
+}
+
+impl Clients {
+    pub fn get(&self, k: &SessionKey) -> Option<&Client> {
+        self.slots.get(k.0 as usize)?.as_ref()
+    }
+
+    pub fn get_mut(&mut self, k: &SessionKey) -> Option<&mut Client> {
+        self.slots.get_mut(k.0 as usize)?.as_mut()
+    }
+
+    pub fn insert(&mut self, k: SessionKey, c: Client) {
+        let i = k.0 as usize;
+        if i >= self.slots.len() {
+            self.slots.resize_with(i + 1, || None);
+        }
+        if self.slots[i].replace(c).is_none() {
+            self.len += 1;
+        }
+    }
+
+    pub fn remove(&mut self, k: &SessionKey) -> Option<Client> {
+        let c = self.slots.get_mut(k.0 as usize)?.take();
+        if c.is_some() {
+            self.len -= 1;
+        }
+        c
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+}
+
 /// The worker's whole Socket.IO state.
 #[derive(Default)]
 pub(crate) struct State {
-    pub clients: HashMap<SessionKey, Client>,
+    pub clients: Clients,
     pub sockets: Slab<SocketState>,
     pub nsps: Vec<NsState>,
     pub nsp_index: HashMap<Rc<str>, u16>,

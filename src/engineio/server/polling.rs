@@ -4,7 +4,7 @@
 
 use super::config::Endpoint;
 use super::handler::DisconnectReason;
-use super::session::{sid_fd, Polling, Transport};
+use super::session::{sid_fd, Transport};
 use super::verify::{HandshakeError, TransportKind, Verified};
 use super::{EngineCtx, EngineHandler, EngineIo, SessionKey};
 use crate::engineio::{decode_payload, encode_payload, Packet, PacketType, Version};
@@ -72,7 +72,7 @@ impl<E: EngineHandler> EngineIo<E> {
         let key = self.new_session(
             cx,
             sid,
-            Transport::Polling(Polling::default()),
+            Transport::Polling(Box::default()),
             version,
             endpoint,
         );

@@ -43,7 +43,8 @@ pub(crate) struct Polling {
 #[derive(Debug)]
 pub(crate) enum Transport {
     WebSocket(ConnId),
-    Polling(Polling),
+    /// Boxed: a WebSocket session (the common case) stays small.
+    Polling(Box<Polling>),
 }
 
 /// One session.

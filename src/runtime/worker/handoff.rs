@@ -11,33 +11,10 @@ use std::sync::atomic::Ordering;
 use mio::Interest;
 
 use super::{Core, Worker};
-use crate::protocol::handshake::HttpRequest;
 use crate::runtime::conn::{Conn, Phase};
 use crate::runtime::handler::Handler;
 use crate::runtime::ipc::{Msg, SendState};
 use crate::runtime::table::{Fd, NewConn};
-
-/// The bytes of a request as a client would have sent them (names lower-cased).
-pub(super) fn request_bytes(http: &HttpRequest, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(256 + body.len());
-    out.extend_from_slice(http.method.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(http.path.as_bytes());
-    if !http.query_string.is_empty() {
-        out.push(b'?');
-        out.extend_from_slice(http.query_string.as_bytes());
-    }
-    out.extend_from_slice(format!(" HTTP/1.{}\r\n", http.version).as_bytes());
-    for (k, v) in &http.headers {
-        out.extend_from_slice(k.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(v.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(body);
-    out
-}
 
 impl Core {
     /// Hands connection `key` to worker `worker`, with `prefix` and the connection's input

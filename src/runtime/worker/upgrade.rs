@@ -143,7 +143,7 @@ impl<H: Handler> Worker<H> {
             UpgradeReply::Accept => (None, Vec::new()),
             UpgradeReply::AcceptWith { protocol, headers } => (protocol, headers),
             UpgradeReply::HandOff(worker) => {
-                let bytes = super::handoff::request_bytes(&request.http, &[]);
+                let bytes = crate::runtime::http::request_bytes(&request.http, &[]);
                 let mut core = self.cx.core();
                 if !core.hand_off(key, fd, worker, &bytes, 0) {
                     log::info!("fd {fd}: cannot hand the upgrade to worker {worker}; 503");
