@@ -106,6 +106,16 @@ impl<E: EngineHandler> Handler for EngineIo<E> {
             self.close_code(cx, key, DisconnectReason::TransportError, 1009);
             return;
         }
+        // The common case, a text message on an established session, without a copy.
+        if opcode == OpCode::Text && !probe && data.first() == Some(&b'4') {
+            if let (Ok(text), Some(Endpoint::Handler)) = (
+                std::str::from_utf8(&data[1..]),
+                self.with_session(key, |s| s.endpoint),
+            ) {
+                self.handler.on_message(self.engine(cx), key, Data::Text(text));
+                return;
+            }
+        }
         let packet = match opcode {
             OpCode::Binary => decode_binary(version, data, max),
             _ => decode_text(version, data, max),
