@@ -58,6 +58,7 @@ fn main() {
         }],
         settings: Settings {
             worker_num: args.common.workers,
+            metrics_port: args.common.metrics_port,
             ..Settings::default()
         },
         announce_kind: Some("Socket.IO".into()),

@@ -36,6 +36,9 @@ pub struct ExampleArgs {
     /// Number of worker processes, at least 1 (the default is the CPU count).
     #[arg(long, value_name = "N", default_value_t = cpu_count(), value_parser = at_least_one)]
     pub workers: usize,
+    /// Also serve `GET /metrics` (Prometheus / OpenMetrics text) on this port.
+    #[arg(long, value_name = "PORT")]
+    pub metrics_port: Option<u16>,
 }
 
 fn cpu_count() -> usize {
@@ -78,6 +81,7 @@ impl ExampleArgs {
         let mut server = crate::Server::new(&self.host, self.port);
         server.set(crate::Settings {
             worker_num: self.workers,
+            metrics_port: self.metrics_port.or(settings.metrics_port),
             ..settings
         });
         server

@@ -40,6 +40,7 @@ cargo test
 # End to end against the real echo example (master + 2 workers) and the Hyperf seed app.
 "$VENV/bin/pytest" -q tests/conformance
 "$VENV/bin/pytest" -q tests/hyperf
+"$VENV/bin/pytest" -q tests/metrics
 
 if [ -f tests/node/package.json ]; then
   node --test tests/node/

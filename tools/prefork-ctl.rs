@@ -128,6 +128,10 @@ fn run(cmd: &Command) -> Result<(), String> {
                     w.messages_out
                 );
             }
+            // The same figures as GET /metrics (closes by reason, bytes, IPC queues, ...).
+            let m =
+                prefork_ws::runtime::inspect::metrics_of(pid as u32).map_err(|e| e.to_string())?;
+            print!("{m}");
         }
     }
     Ok(())

@@ -25,6 +25,12 @@ fn table_path(master_pid: u32) -> io::Result<PathBuf> {
     ))
 }
 
+/// The metrics text (`GET /metrics`'s) of the server whose master has pid `master_pid`.
+pub fn metrics_of(master_pid: u32) -> io::Result<String> {
+    let t = SharedTable::open_path(&table_path(master_pid)?)?;
+    Ok(crate::runtime::metrics::render(&t))
+}
+
 /// Statistics of the server whose master has pid `master_pid`, read from its shared table.
 pub fn stats_of(master_pid: u32) -> io::Result<Stats> {
     let t = SharedTable::open_path(&table_path(master_pid)?)?;

@@ -285,6 +285,11 @@ impl Outbox {
         }
     }
 
+    /// Bytes waiting for every target.
+    pub fn total_queued(&self) -> usize {
+        self.queued.iter().sum()
+    }
+
     /// Bytes waiting for `target`.
     pub fn queued(&self, target: usize) -> usize {
         self.queued[target]

@@ -38,6 +38,7 @@ pub mod http;
 pub mod inspect;
 pub(crate) mod ipc;
 mod master;
+pub(crate) mod metrics;
 pub mod settings;
 pub(crate) mod signals;
 pub mod table;

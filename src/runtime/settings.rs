@@ -74,6 +74,10 @@ pub struct Settings {
     /// starts a new one, then kills the hung one); zero turns the watchdog off. A stopped
     /// worker (SIGSTOP, a debugger) is reported, not replaced.
     pub worker_hang_timeout: Duration,
+    /// Also listen on this port (the first listener's host) for `GET /metrics`: every
+    /// worker's counters in the Prometheus / OpenMetrics text format, answered by the
+    /// runtime itself (no handler involved). Off by default.
+    pub metrics_port: Option<u16>,
 }
 
 impl Default for Settings {
@@ -99,6 +103,7 @@ impl Default for Settings {
             pipe_buffer_size: 8 * 1024 * 1024,
             handle_queue_size: 65_536,
             worker_hang_timeout: Duration::from_secs(5),
+            metrics_port: None,
         }
     }
 }
@@ -189,6 +194,7 @@ impl Settings {
         set(&mut self.pid_file, c.pid_file.map(Some));
         set(&mut self.pipe_buffer_size, c.pipe_buffer_size);
         set(&mut self.handle_queue_size, c.handle_queue_size);
+        set(&mut self.metrics_port, c.metrics_port.map(Some));
         set(
             &mut self.worker_hang_timeout,
             c.worker_hang_timeout_ms.map(ms),
@@ -221,6 +227,10 @@ impl Settings {
         if self.backlog != running.backlog {
             kept.push("backlog");
             self.backlog = running.backlog;
+        }
+        if self.metrics_port != running.metrics_port {
+            kept.push("metrics_port");
+            self.metrics_port = running.metrics_port;
         }
         if self.pid_file != running.pid_file {
             kept.push("pid_file");
@@ -262,6 +272,7 @@ struct ConfigFile {
     pipe_buffer_size: Option<usize>,
     handle_queue_size: Option<usize>,
     worker_hang_timeout_ms: Option<u64>,
+    metrics_port: Option<u16>,
 }
 
 /// `line N: KEY: message` for a TOML error: toml points at the offending key or value; the

@@ -63,6 +63,15 @@ pub(crate) struct RegionHeader {
     pub loop_turns: AtomicU64,
     /// Messages to other workers refused because their queue was at `pipe_buffer_size`.
     pub ipc_skipped: AtomicU64,
+    /// Bytes read from and handed out to clients.
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    /// Bytes waiting in the IPC queues toward other workers.
+    pub ipc_queued: AtomicU64,
+    /// Closes by reason (see `metrics::CLOSE_REASONS`).
+    pub closes: [AtomicU64; crate::runtime::metrics::CLOSE_REASONS.len()],
+    /// Handshakes and requests refused, by status (see `metrics::REFUSED_STATUSES`).
+    pub refused: [AtomicU64; crate::runtime::metrics::REFUSED_STATUSES.len() + 1],
 }
 
 /// Whole-server header.
@@ -407,6 +416,23 @@ impl SharedTable {
             .store(recv.min(u32::MAX as usize) as u32, Ordering::Relaxed);
         s.send_queued
             .store(send.min(u32::MAX as usize) as u32, Ordering::Relaxed);
+    }
+
+    /// Live connections of region `r` by websocket_status (index 1 connection, 2 handshake,
+    /// 3 active, 4 closing).
+    pub fn count_by_status(&self, r: usize) -> [u64; 5] {
+        let mut n = [0u64; 5];
+        for s in 0..self.slots {
+            let slot = self.slot(r, s);
+            if slot.fd.load(Ordering::Acquire) == 0 {
+                continue;
+            }
+            let st = (slot.status.load(Ordering::Relaxed) & 0xff) as usize;
+            if let Some(c) = n.get_mut(st) {
+                *c += 1;
+            }
+        }
+        n
     }
 
     /// websocket_status of a live fd (0 when the fd is not live).

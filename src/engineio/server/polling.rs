@@ -13,7 +13,9 @@ use crate::runtime::{ConnId, HttpReply, Request, Response};
 /// A 200 with a payload.
 pub(super) fn ok_response(body: Vec<u8>, kind: &str) -> Response {
     let mut r = Response::default();
-    r.header("Content-Type", kind).write(body);
+    r.header("Content-Type", kind)
+        .header("Cache-Control", "no-store")
+        .write(body);
     r
 }
 
@@ -219,7 +221,9 @@ impl<E: EngineHandler> EngineIo<E> {
                     self.on_packet(cx, key, p);
                 }
                 let mut r = Response::default();
-                r.header("Content-Type", "text/html").write("ok");
+                r.header("Content-Type", "text/html")
+                    .header("Cache-Control", "no-store")
+                    .write("ok");
                 r
             }
             Err(e) => {

@@ -63,6 +63,8 @@ pub struct ServeSpec {
 struct BoundPort {
     addr: SocketAddr,
     websocket: bool,
+    /// The metrics port (`Settings::metrics_port`).
+    metrics: bool,
     per_worker: Vec<Socket>,
 }
 
@@ -131,6 +133,20 @@ pub fn serve<H: Handler>(spec: ServeSpec, handler: H) -> Result<(), Error> {
         ports.push(BoundPort {
             addr,
             websocket: l.websocket,
+            metrics: false,
+            per_worker,
+        });
+    }
+    if let Some(port) = st.metrics_port {
+        let host = spec
+            .listeners
+            .first()
+            .map_or("0.0.0.0", |l| l.host.as_str());
+        let (addr, per_worker) = bind::bind_port(host, port, st.worker_num, st.backlog)?;
+        ports.push(BoundPort {
+            addr,
+            websocket: false,
+            metrics: true,
             per_worker,
         });
     }
@@ -187,6 +203,12 @@ fn announce(spec: &ServeSpec, ports: &[BoundPort], workers: usize) {
             "{prefix}{kind} Server listening at {}:{}",
             l.host,
             p.addr.port()
+        );
+    }
+    for p in ports.iter().filter(|p| p.metrics) {
+        println!(
+            "{}Metrics Server listening at {}",
+            spec.announce_prefix, p.addr
         );
     }
     let _ = io::stdout().flush();
@@ -247,6 +269,7 @@ impl<H: Handler> Master<H> {
                     per_worker: p.per_worker.iter().map(|s| s.as_raw_fd()).collect(),
                     port: p.addr.port(),
                     websocket: p.websocket,
+                    metrics: p.metrics,
                 })
                 .collect(),
             ipc_rx: self.channels[region].rx.as_raw_fd(),

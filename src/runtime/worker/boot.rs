@@ -30,6 +30,7 @@ pub(crate) struct WorkerListener {
     pub per_worker: Vec<RawFd>,
     pub port: u16,
     pub websocket: bool,
+    pub metrics: bool,
 }
 
 /// What the master hands a freshly forked worker.
@@ -170,6 +171,7 @@ fn build_core(
             .map(|l| PortRt {
                 port: l.port,
                 websocket: l.websocket,
+                metrics: l.metrics,
             })
             .collect(),
         rbuf: vec![0; READ_BUF],
@@ -197,6 +199,7 @@ fn build_core(
         settings: Rc::new(st.clone()),
         messages_in: 0,
         messages_out: 0,
+        counters: Default::default(),
         accepted: 0,
         closed: 0,
         slots,

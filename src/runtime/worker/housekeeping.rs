@@ -119,6 +119,17 @@ impl Core {
         let h = self.table.region(self.region);
         h.messages_in.store(self.messages_in, Ordering::Relaxed);
         h.messages_out.store(self.messages_out, Ordering::Relaxed);
+        let c = &self.counters;
+        h.bytes_in.store(c.bytes_in, Ordering::Relaxed);
+        h.bytes_out.store(c.bytes_out, Ordering::Relaxed);
+        for (a, v) in h.closes.iter().zip(c.closes) {
+            a.store(v, Ordering::Relaxed);
+        }
+        for (a, v) in h.refused.iter().zip(c.refused) {
+            a.store(v, Ordering::Relaxed);
+        }
+        h.ipc_queued
+            .store(self.outbox.total_queued() as u64, Ordering::Relaxed);
         h.accepted.store(self.accepted, Ordering::Relaxed);
         h.closed.store(self.closed, Ordering::Relaxed);
         h.connections

@@ -63,9 +63,32 @@ impl Core {
 
     /// Refuses a request and closes: `status` with a short body.
     pub(super) fn refuse(&mut self, key: usize, status: u16, body: &[u8]) {
+        self.count_refused(status);
         let headers = [("Connection".to_string(), "close".to_string())];
         let resp = handshake::build_response(status, &headers, body);
         self.respond_and_close(key, &resp);
+    }
+}
+
+impl Core {
+    /// On the metrics port, the runtime answers (`GET /metrics`, else 404).
+    fn metrics_answer(&self, request: &Request) -> Option<Response> {
+        if !self.ports.get(request.listener)?.metrics {
+            return None;
+        }
+        let mut r = Response::default();
+        if request.path() == "/metrics" && request.method() == "GET" {
+            r.header("Content-Type", crate::runtime::metrics::CONTENT_TYPE)
+                .write(crate::runtime::metrics::render(&self.table));
+        } else {
+            r.status(404).write("Not Found");
+        }
+        Some(r)
+    }
+
+    /// Counts a handshake or request refused with `status` (metrics).
+    pub(super) fn count_refused(&mut self, status: u16) {
+        self.counters.refused[crate::runtime::metrics::refused_bucket(status)] += 1;
     }
 }
 
@@ -115,6 +138,10 @@ impl<H: Handler> Worker<H> {
     /// `start`: where the request begins in the connection's input (for a hand-off).
     fn http_request(&self, key: usize, fd: Fd, request: Request, start: usize) -> bool {
         let keep_alive = request.http.keep_alive();
+        let metrics = self.cx.core().metrics_answer(&request);
+        if let Some(resp) = metrics {
+            return self.cx.core().answer_http(key, fd, keep_alive, &resp);
+        }
         let conn = ConnId {
             fd,
             slot: key as u32,
@@ -164,6 +191,7 @@ impl Core {
             Ok(None) => return None,
             Err(e) => {
                 log::info!("fd {fd}: bad request ({e}), answering {}", e.status());
+                self.count_refused(e.status());
                 self.respond_and_close(key, &e.response());
                 return None;
             }

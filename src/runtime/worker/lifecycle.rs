@@ -100,6 +100,9 @@ impl Core {
 
     pub(super) fn remove(&mut self, key: usize) -> Option<Conn> {
         let mut c = self.conns.try_remove(key)?;
+        if let Some(r) = c.reason {
+            self.counters.closes[crate::runtime::metrics::close_bucket(r)] += 1;
+        }
         let _ = self.registry.deregister(&mut c.stream);
         self.table.close(self.region, key);
         self.table

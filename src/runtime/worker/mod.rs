@@ -81,6 +81,17 @@ struct ListenerRt {
 struct PortRt {
     port: u16,
     websocket: bool,
+    /// Serves `GET /metrics` (answered by the runtime).
+    metrics: bool,
+}
+
+/// Counters published to the shared table with the others (see `housekeeping::sync_stats`).
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub closes: [u64; crate::runtime::metrics::CLOSE_REASONS.len()],
+    pub refused: [u64; crate::runtime::metrics::REFUSED_STATUSES.len() + 1],
 }
 
 /// The reactor's state. Borrowed only for short, callback-free stretches (see [`Ctx`]).
@@ -124,6 +135,7 @@ pub(crate) struct Core {
     settings: std::rc::Rc<Settings>,
     messages_in: u64,
     messages_out: u64,
+    counters: Counters,
     accepted: u64,
     closed: u64,
     slots: usize,

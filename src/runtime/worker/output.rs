@@ -50,6 +50,7 @@ impl Core {
             return false;
         };
         let total = head.len() + body.len();
+        self.counters.bytes_out += total as u64;
         if c.pending_out() + total > limit.min(OUT_MAX) {
             log::warn!(
                 "fd {}: output buffer would exceed buffer_output_size ({} bytes queued + {}), closing the connection",

@@ -48,6 +48,7 @@ impl<H: Handler> Worker<H> {
                 }
             };
             let full = n == buf.len();
+            core.counters.bytes_in += n as u64;
             c.last_recv_ms = core.now as u32;
             core.table.touch_recv(core.region, key, core.wall);
             if matches!(phase, Phase::Draining | Phase::Lingering) {

@@ -43,6 +43,7 @@ impl Core {
                     "fd {fd}: handshake rejected ({e}), answering {}",
                     e.status()
                 );
+                self.count_refused(e.status());
                 self.respond_and_close(key, &e.response());
                 return false;
             }
@@ -157,6 +158,7 @@ impl<H: Handler> Worker<H> {
                     s => s,
                 };
                 log::info!("fd {fd}: handshake refused by the handler with {status}");
+                self.cx.core().count_refused(status);
                 let mut headers = resp.headers().to_vec();
                 headers.push(("Connection".into(), "close".into()));
                 let bytes = handshake::build_response(status, &headers, resp.body());
