@@ -6,7 +6,10 @@
 
 const { test, before, after, afterEach } = require('node:test');
 const assert = require('node:assert/strict');
-const { USE_NODE, SETTLE_MS, VERSIONS, sleep, startServer, Pool, errText, uniq } = require('./harness');
+const {
+  USE_NODE, SETTLE_MS, VERSIONS, sleep, startServer, Pool, errText, uniq,
+  countMsg, joinedMsg, sayMsg, countsIn, sorted, joinAndCheck,
+} = require('./harness');
 
 const SID_RE = /^[^#]+#\d+$/; // ServerID#FD (our server only; Node's ids are random)
 const T = { timeout: 30000 };
@@ -25,39 +28,6 @@ after(async () => {
   if (pool) pool.closeAll();
   if (server) await server.stop();
 });
-
-const countMsg = (n, room) => `There are ${n} players in ${room}`;
-const joinedMsg = (sid, room) => `${sid}has joined ${room}`;
-const sayMsg = (sid, message) => `${sid} say: ${message}`;
-const countsIn = (c, room) => c.events
-  .map((e) => (typeof e === 'string' ? e.match(/^There are (\d+) players in (.*)$/) : null))
-  .filter((m) => m && m[2] === room)
-  .map((m) => Number(m[1]));
-const sorted = (a) => [...a].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
-const range = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
-
-// Joins `clients` to `room` one after the other (each waits for its ack `null`), then checks what
-// every client saw: the count of every join from its own on (`There are k players in room`,
-// k = own position .. N), and the `<sid>has joined <room>` of every later joiner, never its own.
-async function joinAndCheck(clients, room) {
-  for (const c of clients) {
-    const ack = await c.emitAck('join-room', room);
-    assert.equal(ack, null, `join-room ack from ${c.version} client ${c.id}`);
-  }
-  const n = clients.length;
-  await Promise.all(clients.map((c, i) => c.waitFor(
-    (x) => countsIn(x, room).length >= n - i && clients.slice(i + 1).every((j) => x.events.includes(joinedMsg(j.id, room))),
-    `${n - i} counts and ${n - i - 1} joins for ${room}`,
-  )));
-  await sleep(SETTLE_MS); // anything extra (duplicates, own join) arrives by now
-  clients.forEach((c, i) => {
-    assert.deepEqual(sorted(countsIn(c, room)), range(i + 1, n), `counts seen by client #${i + 1} (${c.version} ${c.id})`);
-    assert.ok(c.events.includes(countMsg(n, room)), `client #${i + 1} saw the final count`);
-    const joins = c.events.filter((e) => typeof e === 'string' && e.endsWith(`has joined ${room}`));
-    assert.deepEqual(sorted(joins), sorted(clients.slice(i + 1).map((j) => joinedMsg(j.id, room))),
-      `'has joined' seen by client #${i + 1} (${c.version} ${c.id}); its own must not be among them`);
-  });
-}
 
 for (const V of VERSIONS) {
   test(`${V}: connects over websocket with a sid`, T, async (t) => {

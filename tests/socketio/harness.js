@@ -5,6 +5,7 @@
 // otherwise        runs target/release/examples/socketio_server --workers 2 (SIO_BIN overrides).
 // The server runs in its own process group, which stop() (and process exit) kill as a whole.
 
+const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const net = require('node:net');
 const fs = require('node:fs');
@@ -52,7 +53,9 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
 }
 
 // Starts the server under test and resolves once it prints its listening line and accepts TCP.
-async function startServer({ workers = 2 } = {}) {
+// `env`: extra environment for the server (e.g. RUST_LOG); `server.watch(re)` counts the lines of
+// its stdout + stderr that match `re` from then on (all of them, however long the output gets).
+async function startServer({ workers = 2, env = {} } = {}) {
   let cmd;
   let args;
   if (USE_NODE) {
@@ -66,15 +69,27 @@ async function startServer({ workers = 2 } = {}) {
     cmd = SIO_BIN;
     args = ['--host', '127.0.0.1', '--port', '0', '--workers', String(workers)];
   }
-  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(cmd, args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   live.add(child.pid);
 
   let out = '';
+  const watchers = new Set();
+  const partial = { stdout: '', stderr: '' };
+  const lines = (stream, d) => {
+    if (!watchers.size) {
+      partial[stream] = '';
+      return;
+    }
+    const parts = (partial[stream] + d.toString()).split('\n');
+    partial[stream] = parts.pop();
+    for (const line of parts) for (const w of watchers) if (w.re.test(line)) w.count += 1;
+  };
   const keep = (d) => {
     out += d.toString();
     if (out.length > 64 * 1024) out = out.slice(-32 * 1024); // keep draining, keep the tail
   };
-  child.stderr.on('data', keep);
+  child.stderr.on('data', (d) => { keep(d); lines('stderr', d); });
+  child.stdout.on('data', (d) => lines('stdout', d));
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
 
   const server = {
@@ -82,6 +97,12 @@ async function startServer({ workers = 2 } = {}) {
     kind: USE_NODE ? 'node' : 'rust',
     output: () => out,
     exited,
+    // A live count of the output lines matching `re` from now on: `{ count }`; `stop()` ends it.
+    watch(re) {
+      const w = { re, count: 0, stop: () => watchers.delete(w) };
+      watchers.add(w);
+      return w;
+    },
     async stop(signal = 'SIGTERM') {
       if (child.exitCode === null && child.signalCode === null) {
         killGroup(child.pid, signal);
@@ -133,11 +154,18 @@ class Client {
     this.events = []; // payloads of the `event` events received
     this.disconnects = []; // reasons
     this.errors = []; // connect_error / error payloads
+    this.upgrades = []; // names of the transports the engine upgraded to ('upgrade' events)
+    this.upgradeErrors = []; // 'upgradeError' events
+    this.openTransport = undefined; // the engine's transport when it opened (its handshake)
     this._waiters = new Set();
+    // WebSocket only unless told otherwise; `defaultTransports: true` leaves the client's own
+    // default (HTTP long-polling first, then the upgrade to WebSocket): no `transports` option.
     const common = { transports: ['websocket'], forceNew: true, reconnection: false, timeout: WAIT_MS };
-    this.socket = socket || (version === 'v2'
-      ? ioV2(url + nsp, { ...common, ...opts })
-      : ioV4(url + nsp, { ...common, ...opts }));
+    const { defaultTransports, ...rest } = opts;
+    const options = { ...common, ...rest };
+    if (defaultTransports) delete options.transports;
+    this.socket = socket || (version === 'v2' ? ioV2(url + nsp, options) : ioV4(url + nsp, options));
+    this._trackEngine();
     this.socket.on('connect', () => this._wake());
     this.socket.on('event', (data) => { this.events.push(data); this._wake(); });
     this.socket.on('disconnect', (reason) => { this.disconnects.push(reason); this._wake(); });
@@ -147,6 +175,38 @@ class Client {
   }
 
   get id() { return this.socket.id; }
+
+  // The name of the transport the connection runs on now ('polling' or 'websocket').
+  get transport() {
+    const e = this.socket.io && this.socket.io.engine;
+    return e && e.transport ? e.transport.name : undefined;
+  }
+
+  // Records the engine's transport at its open and its upgrades. The Manager creates the engine
+  // when it opens, synchronously in io() with autoConnect; its 'open' event covers a later one.
+  _trackEngine() {
+    const mgr = this.socket.io;
+    if (!mgr) return;
+    const hook = () => {
+      const e = mgr.engine;
+      if (!e || e.__sioTracked) return;
+      e.__sioTracked = true;
+      const opened = () => { if (this.openTransport === undefined) this.openTransport = e.transport && e.transport.name; };
+      if (e.readyState === 'open') opened();
+      else e.once('open', opened);
+      e.on('upgrade', (t) => { this.upgrades.push(t && t.name); this._wake(); });
+      e.on('upgradeError', (err) => { this.upgradeErrors.push(err && err.message ? err.message : String(err)); this._wake(); });
+    };
+    hook();
+    mgr.on('open', hook);
+  }
+
+  upgraded() {
+    return this.waitFor((c) => {
+      if (c.upgradeErrors.length) throw new Error(`upgrade failed: ${c.upgradeErrors[0]}`);
+      return c.upgrades.length > 0;
+    }, 'upgrade to websocket');
+  }
 
   _wake() {
     for (const w of this._waiters) w();
@@ -243,8 +303,49 @@ class Pool {
   }
 }
 
+// The example's room messages, and the check of a sequence of joins (used by several files).
+const countMsg = (n, room) => `There are ${n} players in ${room}`;
+const joinedMsg = (sid, room) => `${sid}has joined ${room}`;
+const sayMsg = (sid, message) => `${sid} say: ${message}`;
+const countsIn = (c, room) => c.events
+  .map((e) => (typeof e === 'string' ? e.match(/^There are (\d+) players in (.*)$/) : null))
+  .filter((m) => m && m[2] === room)
+  .map((m) => Number(m[1]));
+const sorted = (a) => [...a].sort((x, y) => (x < y ? -1 : x > y ? 1 : 0));
+const range = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+// Joins `clients` to `room` one after the other (each waits for its ack `null`), then checks what
+// every client saw: the count of every join from its own on (`There are k players in room`,
+// k = own position .. N), and the `<sid>has joined <room>` of every later joiner, never its own.
+async function joinAndCheck(clients, room) {
+  for (const c of clients) {
+    const ack = await c.emitAck('join-room', room);
+    assert.equal(ack, null, `join-room ack from ${c.version} client ${c.id}`);
+  }
+  const n = clients.length;
+  await Promise.all(clients.map((c, i) => c.waitFor(
+    (x) => countsIn(x, room).length >= n - i && clients.slice(i + 1).every((j) => x.events.includes(joinedMsg(j.id, room))),
+    `${n - i} counts and ${n - i - 1} joins for ${room}`,
+  )));
+  await sleep(SETTLE_MS); // anything extra (duplicates, own join) arrives by now
+  clients.forEach((c, i) => {
+    assert.deepEqual(sorted(countsIn(c, room)), range(i + 1, n), `counts seen by client #${i + 1} (${c.version} ${c.id})`);
+    assert.ok(c.events.includes(countMsg(n, room)), `client #${i + 1} saw the final count`);
+    const joins = c.events.filter((e) => typeof e === 'string' && e.endsWith(`has joined ${room}`));
+    assert.deepEqual(sorted(joins), sorted(clients.slice(i + 1).map((j) => joinedMsg(j.id, room))),
+      `'has joined' seen by client #${i + 1} (${c.version} ${c.id}); its own must not be among them`);
+  });
+}
+
 const uniq = (prefix) => `${prefix}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+
+// Another process group a test starts (e.g. nginx, spawned with detached: true): killed with the
+// servers when this process exits or is interrupted, unless untracked (after stopping it).
+const trackGroup = (pid) => live.add(pid);
+const untrackGroup = (pid) => live.delete(pid);
 
 module.exports = {
   REPO, USE_NODE, WAIT_MS, SETTLE_MS, VERSIONS, sleep, withTimeout, startServer, Pool, Client, errText, uniq,
+  killGroup, trackGroup, untrackGroup,
+  countMsg, joinedMsg, sayMsg, countsIn, sorted, range, joinAndCheck,
 };

@@ -5,8 +5,9 @@
 //
 //   node tests/socketio/reference_server.js --host 127.0.0.1 --port 0
 //
-// Prints `Socket.IO Server listening at HOST:PORT` once listening. WebSocket transport only,
-// Engine.IO v3 (allowEIO3, socket.io-client 2.x) and v4. Also serves the browser chat page and
+// Prints `Socket.IO Server listening at HOST:PORT` once listening. HTTP long-polling and WebSocket
+// (with the upgrade from one to the other, socket.io's defaults), Engine.IO v3 (allowEIO3,
+// socket.io-client 2.x) and v4. Also serves the browser chat page and
 // the client bundles from examples/assets over plain HTTP on the same port.
 
 const http = require('node:http');
@@ -53,7 +54,7 @@ const httpServer = http.createServer((req, res) => {
 
 const io = new Server(httpServer, {
   path: '/socket.io/',
-  transports: ['websocket'],
+  transports: ['polling', 'websocket'], // socket.io's default, spelled out: the Rust example serves both
   allowEIO3: true,
   serveClient: false,
 });
