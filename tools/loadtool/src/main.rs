@@ -1,5 +1,6 @@
 //! `loadtool`: the load generator of prefork-ws's benchmarks. One thread, its own mio event
-//! loop, no allocation per message. Modes: `echo`, `connect`, `broadcast`; each ends with one
+//! loop, no allocation per message. Modes: `echo`, `connect`, `broadcast`, and on raw
+//! Socket.IO frames (sio.rs) `sio-ack`, `sio-broadcast`, `sio-idle`; each ends with one
 //! machine-readable `MODE: key=value …` line. With `--server-pid` it also reads the server's
 //! CPU time and RSS (the pid and all its descendants) over the measured window.
 
@@ -8,6 +9,10 @@ mod connect;
 mod echo;
 mod net;
 mod procstat;
+mod sio;
+mod sio_ack;
+mod sio_broadcast;
+mod sio_idle;
 mod ws;
 
 use clap::{Parser, Subcommand};
@@ -98,6 +103,65 @@ enum Mode {
         #[arg(long, default_value = "2s", value_parser = parse_duration)]
         timeout: Duration,
     },
+    /// Socket.IO: C connections each keep P `42<id>["event",DATA]` in flight and count the
+    /// ACKs `43<id>["Event Received: DATA"]`.
+    SioAck {
+        /// Server URL; with no path, /socket.io/?EIO=4&transport=websocket is used.
+        #[arg(long, default_value = "ws://127.0.0.1:3000/")]
+        url: String,
+        #[arg(long, default_value_t = 100)]
+        conns: usize,
+        /// The event's string argument.
+        #[arg(long, default_value = "hello")]
+        data: String,
+        /// Measured window, e.g. 5s, 500ms.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        duration: Duration,
+        /// Unmeasured run-in before the window.
+        #[arg(long, default_value = "1s", value_parser = parse_duration)]
+        warmup: Duration,
+        /// Events awaiting their ACK per connection.
+        #[arg(long, default_value_t = 1)]
+        pipeline: usize,
+    },
+    /// Socket.IO: C receivers join room "bench"; one more connection emits `bcast` K times;
+    /// deliveries, missing ones, time to the last delivery.
+    SioBroadcast {
+        /// Server URL; with no path, /socket.io/?EIO=4&transport=websocket is used.
+        #[arg(long, default_value = "ws://127.0.0.1:3000/")]
+        url: String,
+        /// Receivers (the sender is one connection more).
+        #[arg(long, default_value_t = 1000)]
+        conns: usize,
+        /// The sender's event: `bcast` (io.to("bench").emit) or `say` ({room, message} →
+        /// socket.to(room).emit "<sid> say: <message>").
+        #[arg(long, value_enum, default_value = "bcast")]
+        via: sio_broadcast::Via,
+        /// Measured broadcasts.
+        #[arg(long, default_value_t = 200)]
+        count: usize,
+        /// Unmeasured broadcasts before them.
+        #[arg(long, default_value_t = 10)]
+        warmup_count: usize,
+        /// Broadcasts in flight at once (in flight until every receiver has it).
+        #[arg(long, default_value_t = 4)]
+        window: usize,
+        /// Give up on a broadcast's missing deliveries after this long.
+        #[arg(long, default_value = "5s", value_parser = parse_duration)]
+        timeout: Duration,
+    },
+    /// Socket.IO: opens C connections (connects/s), holds them idle answering Engine.IO pings,
+    /// then reads the server's memory per connection.
+    SioIdle {
+        /// Server URL; with no path, /socket.io/?EIO=4&transport=websocket is used.
+        #[arg(long, default_value = "ws://127.0.0.1:3000/")]
+        url: String,
+        #[arg(long, default_value_t = 1000)]
+        conns: usize,
+        /// Keep the connections idle this long before the memory reading, e.g. 3s.
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        hold: Duration,
+    },
 }
 
 /// `5`, `5s`, `1.5s`, `500ms`, `2m`.
@@ -136,9 +200,12 @@ fn main() {
         None => None,
     };
     let need = match &cli.mode {
-        Mode::Echo { conns, .. } | Mode::Connect { conns, .. } | Mode::Broadcast { conns, .. } => {
-            *conns as u64 + 16
-        }
+        Mode::Echo { conns, .. }
+        | Mode::Connect { conns, .. }
+        | Mode::Broadcast { conns, .. }
+        | Mode::SioAck { conns, .. }
+        | Mode::SioBroadcast { conns, .. }
+        | Mode::SioIdle { conns, .. } => *conns as u64 + 16,
     };
     if limit < need {
         eprintln!("loadtool: warning: open-file limit {limit} is below the {need} descriptors this run needs");
@@ -200,6 +267,58 @@ fn main() {
                 trigger_ws,
                 count,
                 timeout,
+                concurrency,
+                quiet: cli.quiet,
+            },
+            probe.as_ref(),
+        ),
+        Mode::SioAck {
+            url,
+            conns,
+            data,
+            duration,
+            warmup,
+            pipeline,
+        } => sio_ack::run(
+            &sio_ack::AckOpts {
+                url,
+                conns,
+                data,
+                duration,
+                warmup,
+                pipeline,
+                concurrency,
+                quiet: cli.quiet,
+            },
+            probe.as_ref(),
+        ),
+        Mode::SioBroadcast {
+            url,
+            conns,
+            via,
+            count,
+            warmup_count,
+            window,
+            timeout,
+        } => sio_broadcast::run(
+            &sio_broadcast::SioBroadcastOpts {
+                url,
+                via,
+                conns,
+                count,
+                warmup_count,
+                window,
+                timeout,
+                concurrency,
+                quiet: cli.quiet,
+            },
+            probe.as_ref(),
+        ),
+        Mode::SioIdle { url, conns, hold } => sio_idle::run(
+            &sio_idle::SioIdleOpts {
+                url,
+                conns,
+                hold,
                 concurrency,
                 quiet: cli.quiet,
             },

@@ -178,24 +178,112 @@ pub fn self_cpu_ns() -> u64 {
     }
 }
 
+/// The CPUs a process may run on (`Cpus_allowed_list` of /proc/PID/status, e.g. "0" or "0-1,3").
+fn allowed_cpus(pid: u32) -> Option<Vec<usize>> {
+    let st = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let list = st
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?
+        .trim();
+    let mut out = Vec::new();
+    for part in list.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                out.extend(a.trim().parse::<usize>().ok()?..=b.trim().parse::<usize>().ok()?)
+            }
+            None => out.push(part.trim().parse().ok()?),
+        }
+    }
+    Some(out)
+}
+
+/// Busy time (everything but idle and iowait) of the given CPUs from /proc/stat, ns.
+fn cpus_busy_ns(cpus: &[usize], tick_ns: u64) -> Option<u64> {
+    let st = fs::read_to_string("/proc/stat").ok()?;
+    let mut total = 0u64;
+    let mut found = 0usize;
+    for l in st.lines() {
+        let Some(rest) = l.strip_prefix("cpu") else {
+            continue;
+        };
+        let mut f = rest.split_whitespace();
+        let Some(n) = f.next().and_then(|x| x.parse::<usize>().ok()) else {
+            continue;
+        };
+        if !cpus.contains(&n) {
+            continue;
+        }
+        let v: Vec<u64> = f.map(|x| x.parse().unwrap_or(0)).collect();
+        // user nice system idle iowait irq softirq steal (guest time is inside user).
+        let busy: u64 = v
+            .iter()
+            .take(8)
+            .enumerate()
+            .filter(|(i, _)| *i != 3 && *i != 4)
+            .map(|(_, x)| x)
+            .sum();
+        total += busy;
+        found += 1;
+    }
+    (found == cpus.len()).then_some(total * tick_ns)
+}
+
+/// The CPUs the server is pinned to, when that is fewer than all of them: what else ran there
+/// during a window tells whether the reading was disturbed.
+fn pinned_cpus(pid: u32) -> Option<Vec<usize>> {
+    let cpus = allowed_cpus(pid)?;
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    (online > 0 && cpus.len() < online as usize).then_some(cpus)
+}
+
 /// Server and client readings over one measured window.
 pub struct Window {
     pub server: Option<(Sample, Sample)>,
     pub client_cpu_ns: u64,
     pub wall_ns: u64,
+    /// Busy time of the server's (pinned) CPUs over the window, ns.
+    pub cores_busy_ns: Option<u64>,
+    /// Busy time of the load tool's own (pinned) CPUs over the window, ns.
+    pub client_cores_busy_ns: Option<u64>,
 }
 
 pub struct WindowStart {
     server: Option<Sample>,
     client: u64,
     t: std::time::Instant,
+    cores: Option<(Vec<usize>, u64, u64)>,
+    client_cores: Option<(Vec<usize>, u64, u64)>,
+}
+
+fn tick_ns() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if hz > 0 {
+        1_000_000_000 / hz as u64
+    } else {
+        10_000_000
+    }
 }
 
 pub fn window_start(probe: Option<&ServerProbe>) -> WindowStart {
+    let cores = probe.and_then(|p| {
+        let cpus = pinned_cpus(p.pid)?;
+        let busy = cpus_busy_ns(&cpus, p.tick_ns)?;
+        Some((cpus, busy, p.tick_ns))
+    });
+    let client_cores = probe.and_then(|_| {
+        let cpus = pinned_cpus(std::process::id())?;
+        let tick = tick_ns();
+        let busy = cpus_busy_ns(&cpus, tick)?;
+        Some((cpus, busy, tick))
+    });
     WindowStart {
         server: probe.map(|p| p.sample()),
         client: self_cpu_ns(),
         t: std::time::Instant::now(),
+        cores,
+        client_cores,
     }
 }
 
@@ -206,10 +294,18 @@ pub fn window_end(probe: Option<&ServerProbe>, ws: &WindowStart) -> Window {
         (Some(p), Some(a)) => Some((a, p.sample())),
         _ => None,
     };
+    let cores_busy_ns = ws.cores.as_ref().and_then(|(cpus, before, tick)| {
+        cpus_busy_ns(cpus, *tick).map(|after| after.saturating_sub(*before))
+    });
+    let client_cores_busy_ns = ws.client_cores.as_ref().and_then(|(cpus, before, tick)| {
+        cpus_busy_ns(cpus, *tick).map(|after| after.saturating_sub(*before))
+    });
     Window {
         server,
         client_cpu_ns,
         wall_ns,
+        cores_busy_ns,
+        client_cores_busy_ns,
     }
 }
 
@@ -231,9 +327,49 @@ impl Window {
             _ => "na".into(),
         }
     }
+    /// Share of a core that other processes took on the server's pinned CPUs over the window
+    /// (their busy time minus the server's CPU time; tick resolution), "na" when the server is
+    /// not pinned. Much above 0 means the machine was not quiet: readings are disturbed.
+    pub fn other_pct(&self) -> String {
+        match (self.cores_busy_ns, self.server_cpu_ns()) {
+            (Some(busy), Some(cpu)) => format!(
+                "{:.1}",
+                100.0 * busy.saturating_sub(cpu) as f64 / self.wall_ns.max(1) as f64
+            ),
+            _ => "na".into(),
+        }
+    }
     pub fn rss_kb(&self) -> String {
         self.server
             .map_or("na".into(), |(_, b)| b.rss_kb.to_string())
+    }
+    /// The same on the load tool's own pinned CPUs (busy time minus the load tool's CPU
+    /// time): a busy client core slows the load down (rates, and so batching, change).
+    pub fn client_other_pct(&self) -> String {
+        match self.client_cores_busy_ns {
+            Some(busy) => format!(
+                "{:.1}",
+                100.0 * busy.saturating_sub(self.client_cpu_ns) as f64 / self.wall_ns.max(1) as f64
+            ),
+            None => "na".into(),
+        }
+    }
+    /// Warns on stderr when other processes took more than 10% of a core on the server's or
+    /// the load tool's CPUs.
+    pub fn warn_other(&self, what: &str) {
+        for (pct, whose) in [
+            (self.other_pct(), "the server's"),
+            (self.client_other_pct(), "the load tool's"),
+        ] {
+            if let Ok(p) = pct.parse::<f64>() {
+                if p > 10.0 {
+                    eprintln!(
+                        "warning: {what}: other processes used {p:.0}% of a core on {whose} CPUs over the \
+                         window; the readings are disturbed"
+                    );
+                }
+            }
+        }
     }
     /// Warns on stderr when the load tool itself was nearly saturated.
     pub fn warn_client(&self, what: &str) {
