@@ -7,12 +7,13 @@ cd "$(dirname "$0")/.."
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-# System packages the tests drive: headless Chromium for the browser chat test.
-if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+# System packages the tests drive: headless Chromium (the browser chat test) and nginx (Socket.IO
+# behind a proxy, as seed 002 shows).
+if { ! command -v chromium || ! command -v nginx; } >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium nginx >/dev/null
 fi
 
 # Python clients (pytest, websockets, python-socketio) in a private virtualenv.
