@@ -278,3 +278,54 @@ fn a_thousand_abandoned_sessions_are_reclaimed() {
         "a second wave grew memory: {peak} -> {after} KiB"
     );
 }
+
+#[test]
+fn cors_and_the_sid_cookie_when_configured() {
+    let srv = start_path(
+        example_path("sio_testbed"),
+        &[
+            "--workers",
+            "1",
+            "--cors-origin",
+            "https://app.example",
+            "--cors-credentials",
+            "--cookie",
+            "io",
+        ],
+        1,
+    );
+    let port = srv.port();
+    let get = |origin: &str| {
+        raw_http(
+            port,
+            format!("GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nOrigin: {origin}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .to_ascii_lowercase()
+    };
+    let ok = get("https://app.example");
+    assert!(
+        ok.contains("access-control-allow-origin: https://app.example"),
+        "{ok}"
+    );
+    assert!(
+        ok.contains("access-control-allow-credentials: true"),
+        "{ok}"
+    );
+    assert!(ok.contains("set-cookie: io="), "{ok}");
+    let other = get("https://evil.example");
+    assert!(
+        !other.contains("access-control-allow-origin"),
+        "another origin gets no CORS: {other}"
+    );
+    let pre = raw_http(
+        port,
+        b"OPTIONS /socket.io/?EIO=4&transport=polling HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\nAccess-Control-Request-Headers: content-type\r\nConnection: close\r\n\r\n",
+    )
+    .to_ascii_lowercase();
+    assert!(pre.starts_with("http/1.1 204"), "{pre}");
+    assert!(pre.contains("access-control-allow-methods:"), "{pre}");
+    assert!(
+        pre.contains("access-control-allow-headers: content-type"),
+        "{pre}"
+    );
+}

@@ -93,6 +93,7 @@ pub(crate) fn deliver_local(
     ack: Option<(&super::Origin, u64, u64)>,
 ) -> usize {
     let sio = io.sio();
+    let volatile = target.flags & super::cluster::VOLATILE != 0;
     let (fds, v4_fds, v5_fds, polling) = {
         let mut state = sio.state.borrow_mut();
         let Some(ni) = state.nsp(&target.nsp) else {
@@ -121,6 +122,9 @@ pub(crate) fn deliver_local(
                 polling.push(s.dest());
                 continue;
             };
+            if volatile && backed_up(io, fd) {
+                continue; // volatile: dropped for a client that is not keeping up (as Node)
+            }
             fds.push(fd);
             if !packet.blobs.is_empty() {
                 match s.version {
@@ -150,6 +154,13 @@ pub(crate) fn deliver_local(
         }
     }
     fds.len() + polling.len()
+}
+
+/// Whether a connection already has output waiting (a volatile packet is not queued behind it).
+pub(crate) fn backed_up(io: &Io<'_>, fd: crate::runtime::table::Fd) -> bool {
+    io.cx()
+        .connection_info(fd)
+        .is_some_and(|i| i.send_queued_bytes > 0)
 }
 
 /// A room name as the state keeps it.

@@ -151,7 +151,8 @@ impl<'a> Operator<'a> {
         self
     }
 
-    /// May be lost: not kept for connection state recovery.
+    /// May be lost: skipped for clients whose output is backed up, and not kept for
+    /// connection state recovery (Node's `volatile`).
     pub fn volatile(mut self) -> Self {
         self.target.flags |= VOLATILE;
         self

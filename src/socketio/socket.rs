@@ -92,6 +92,14 @@ impl<'a> Socket<'a> {
         let Some(dest) = self.with(|s| s.dest()) else {
             return false;
         };
+        let volatile = self.flags & VOLATILE != 0;
+        if volatile
+            && dest
+                .fd
+                .is_some_and(|fd| super::deliver::backed_up(&self.io, fd))
+        {
+            return false; // volatile: dropped for a client that is not keeping up (as Node)
+        }
         let sio = self.io.sio();
         let mut args = args.into_args();
         let target = self.own_target();

@@ -4,6 +4,7 @@
 
 use clap::Parser;
 use prefork_ws::cli::{self, ExampleArgs};
+use prefork_ws::engineio::server::Cors;
 use prefork_ws::runtime::{ListenSpec, Response, ServeSpec};
 use prefork_ws::socketio::{Args, ConnectError, RecoveryConfig, Reply, SioConfig, SocketIo};
 use prefork_ws::Settings;
@@ -23,6 +24,14 @@ struct Cli {
     max_payload: usize,
     #[arg(long)]
     recovery: bool,
+    /// CORS origin for polling (`*` or one origin).
+    #[arg(long)]
+    cors_origin: Option<String>,
+    #[arg(long)]
+    cors_credentials: bool,
+    /// Name of the sid cookie set on the polling handshake.
+    #[arg(long)]
+    cookie: Option<String>,
 }
 
 fn main() {
@@ -34,6 +43,11 @@ fn main() {
         connect_timeout: a.connect_timeout,
         max_payload: a.max_payload,
         recovery: a.recovery.then(RecoveryConfig::default),
+        cors: a.cors_origin.clone().map(|origin| Cors {
+            origin,
+            credentials: a.cors_credentials,
+        }),
+        cookie: a.cookie.clone(),
         ..SioConfig::default()
     });
     root(&mut io);
