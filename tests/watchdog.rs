@@ -209,7 +209,15 @@ fn a_stopped_worker_is_reported_not_replaced() {
         2,
     );
     let mut http0 = Http::on_worker(srv.ports[1], 0);
-    let stopped = pid_of(&mut http0, 1).expect("worker 1") as i32;
+    // Worker 1 may still be starting (a loaded machine): wait until the table lists it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let stopped = loop {
+        if let Some(p) = pid_of(&mut http0, 1) {
+            break p as i32;
+        }
+        assert!(std::time::Instant::now() < deadline, "worker 1 never listed");
+        std::thread::sleep(Duration::from_millis(100));
+    };
     // SAFETY: signalling a worker of the server this test started.
     unsafe { libc::kill(stopped, libc::SIGSTOP) };
     std::thread::sleep(Duration::from_secs(8));
