@@ -1,14 +1,18 @@
 //! `loadtool`: the load generator of prefork-ws's benchmarks. One thread, its own mio event
 //! loop, no allocation per message. Modes: `echo`, `connect`, `broadcast`, and on raw
 //! Socket.IO frames (sio.rs) `sio-ack`, `sio-broadcast`, `sio-idle`; each ends with one
-//! machine-readable `MODE: key=value …` line. With `--server-pid` it also reads the server's
-//! CPU time and RSS (the pid and all its descendants) over the measured window.
+//! machine-readable `MODE: key=value …` line. `scale` (scale.rs) drives several `scale-client`
+//! processes, each from its own source address (`--bind-ip`), for 100,000 connections on one
+//! box. With `--server-pid` it also reads the server's CPU time and RSS (the pid and all its
+//! descendants) over the measured window.
 
 mod broadcast;
 mod connect;
 mod echo;
 mod net;
 mod procstat;
+mod scale;
+mod scale_client;
 mod sio;
 mod sio_ack;
 mod sio_broadcast;
@@ -35,6 +39,10 @@ struct Cli {
     /// At most this many connects/handshakes in flight at once.
     #[arg(long, global = true, default_value_t = 128)]
     concurrency: usize,
+    /// Source address of every connection (bind before connect), e.g. 127.0.0.2: each source
+    /// address has its own ~28k ephemeral ports towards one server address.
+    #[arg(long, global = true)]
+    bind_ip: Option<std::net::IpAddr>,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -162,6 +170,55 @@ enum Mode {
         #[arg(long, default_value = "2s", value_parser = parse_duration)]
         hold: Duration,
     },
+    /// Many connections from several processes and source addresses: idle memory per
+    /// connection, broadcasts to all of them, a rolling reload while they are held (scale.rs).
+    Scale {
+        #[arg(long, default_value = "ws://127.0.0.1:9502/")]
+        url: String,
+        /// HTTP GET to this URL + "-SEQ" triggers one broadcast, e.g.
+        /// http://127.0.0.1:9502/?message=scale
+        #[arg(long)]
+        trigger: String,
+        #[arg(long, default_value_t = 100_000)]
+        conns: usize,
+        /// Client processes (each opens conns/clients, under its descriptor limit).
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Source address of the first client process; the next ones count up from it.
+        #[arg(long, default_value = "127.0.0.2")]
+        bind_from: std::net::Ipv4Addr,
+        #[arg(long, default_value_t = 3)]
+        broadcasts: usize,
+        /// Also send SIGUSR1 (rolling reload) to the master while the connections are held.
+        #[arg(long)]
+        reload: bool,
+        /// How long to hold the connections idle before the memory reading.
+        #[arg(long, default_value = "3s", value_parser = parse_duration)]
+        settle: Duration,
+        /// Reconnect attempts per close, in all (each failure is counted).
+        #[arg(long, default_value_t = 5)]
+        reconnect_attempts: u32,
+        #[arg(long, default_value = "180s", value_parser = parse_duration)]
+        connect_timeout: Duration,
+        #[arg(long, default_value = "20s", value_parser = parse_duration)]
+        broadcast_timeout: Duration,
+        #[arg(long, default_value = "90s", value_parser = parse_duration)]
+        reload_timeout: Duration,
+    },
+    /// One load process of `scale`, driven over stdin/stdout (see scale_client.rs).
+    ScaleClient {
+        #[arg(long, default_value = "ws://127.0.0.1:9502/")]
+        url: String,
+        #[arg(long, default_value_t = 1000)]
+        conns: usize,
+        #[arg(long, default_value_t = 0)]
+        id: usize,
+        /// Open a connection again after the server has closed it.
+        #[arg(long)]
+        reconnect: bool,
+        #[arg(long, default_value_t = 5)]
+        reconnect_attempts: u32,
+    },
 }
 
 /// `5`, `5s`, `1.5s`, `500ms`, `2m`.
@@ -189,6 +246,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 fn main() {
     let cli = Cli::parse();
     let limit = net::raise_nofile();
+    if let Some(ip) = cli.bind_ip {
+        net::set_bind_ip(ip);
+    }
     let probe = match cli.server_pid {
         Some(pid) => match procstat::ServerProbe::new(pid) {
             Ok(p) => Some(p),
@@ -205,7 +265,9 @@ fn main() {
         | Mode::Broadcast { conns, .. }
         | Mode::SioAck { conns, .. }
         | Mode::SioBroadcast { conns, .. }
-        | Mode::SioIdle { conns, .. } => *conns as u64 + 16,
+        | Mode::SioIdle { conns, .. }
+        | Mode::ScaleClient { conns, .. } => *conns as u64 + 16,
+        Mode::Scale { .. } => 64,
     };
     if limit < need {
         eprintln!("loadtool: warning: open-file limit {limit} is below the {need} descriptors this run needs");
@@ -324,6 +386,52 @@ fn main() {
             },
             probe.as_ref(),
         ),
+        Mode::Scale {
+            url,
+            trigger,
+            conns,
+            clients,
+            bind_from,
+            broadcasts,
+            reload,
+            settle,
+            reconnect_attempts,
+            connect_timeout,
+            broadcast_timeout,
+            reload_timeout,
+        } => scale::run(
+            &scale::ScaleOpts {
+                url,
+                trigger,
+                conns,
+                clients,
+                bind_from,
+                broadcasts,
+                reload,
+                settle,
+                reconnect_attempts: reconnect_attempts.max(1),
+                concurrency,
+                connect_timeout,
+                broadcast_timeout,
+                reload_timeout,
+            },
+            probe.as_ref(),
+            cli.quiet,
+        ),
+        Mode::ScaleClient {
+            url,
+            conns,
+            id,
+            reconnect,
+            reconnect_attempts,
+        } => scale_client::run(scale_client::ClientOpts {
+            url,
+            conns,
+            id,
+            concurrency,
+            reconnect,
+            reconnect_attempts: reconnect_attempts.max(1),
+        }),
     };
     std::process::exit(code);
 }

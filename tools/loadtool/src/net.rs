@@ -7,7 +7,77 @@ use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use std::io::{self, ErrorKind, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// `--bind-ip`: the source address of every connection this process opens (each address has
+/// its own ~28k ephemeral ports towards one server address).
+static BIND_IP: OnceLock<IpAddr> = OnceLock::new();
+
+pub fn set_bind_ip(ip: IpAddr) {
+    let _ = BIND_IP.set(ip);
+}
+
+/// A nonblocking connect to `addr`, from `--bind-ip` when one was given.
+pub fn connect_to(addr: SocketAddr) -> io::Result<TcpStream> {
+    match BIND_IP.get() {
+        Some(ip) => connect_from(*ip, addr),
+        None => TcpStream::connect(addr),
+    }
+}
+
+/// A nonblocking connect to `addr` from source address `ip` (bind before connect). The port is
+/// left to connect(2) (IP_BIND_ADDRESS_NO_PORT), so ports are shared by the 4-tuple rule rather
+/// than reserved per address at bind time.
+pub fn connect_from(ip: IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
+    use std::os::fd::FromRawFd;
+    let (IpAddr::V4(src), SocketAddr::V4(dst)) = (ip, addr) else {
+        return Err(io::Error::other("--bind-ip supports IPv4 only"));
+    };
+    let sin = |a: std::net::Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(a.octets()),
+        },
+        sin_zero: [0; 8],
+    };
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: plain socket calls on a descriptor this function owns; the addresses are local
+    // structs of the size passed.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_INET,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        );
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let stream = std::net::TcpStream::from_raw_fd(fd);
+        let one: libc::c_int = 1;
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            &one as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+        let local = sin(src, 0);
+        if libc::bind(fd, &local as *const _ as *const libc::sockaddr, len) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let remote = sin(*dst.ip(), dst.port());
+        if libc::connect(fd, &remote as *const _ as *const libc::sockaddr, len) != 0 {
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EINPROGRESS) {
+                return Err(e);
+            }
+        }
+        Ok(TcpStream::from_std(stream))
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -211,7 +281,7 @@ pub fn establish(
     while res.ok + res.failed < n {
         while inflight < o.concurrency && started < n {
             started += 1;
-            match TcpStream::connect(target.addr) {
+            match connect_to(target.addr) {
                 Ok(mut s) => {
                     let _ = s.set_nodelay(true);
                     let tok = Token(conns.len());
@@ -293,7 +363,7 @@ pub fn establish(
 }
 
 /// Advances one connection's connect/handshake; Ok(true) when it has just become open.
-fn step(c: &mut Conn, t: &Target, raw: bool, rng: &mut Rng) -> Result<bool, String> {
+pub fn step(c: &mut Conn, t: &Target, raw: bool, rng: &mut Rng) -> Result<bool, String> {
     if c.state == State::Connecting {
         let s = c.sock.as_mut().ok_or("no socket")?;
         match s.take_error() {

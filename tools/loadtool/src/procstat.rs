@@ -382,3 +382,99 @@ impl Window {
         }
     }
 }
+
+/// VmRSS and Pss (smaps_rollup) of one process, KiB (0 when unreadable).
+pub fn mem_kb(pid: u32) -> (u64, u64) {
+    (
+        status_kb(pid, "VmRSS:").unwrap_or(0),
+        rollup_kb(pid, "Pss:").unwrap_or(0),
+    )
+}
+
+/// Busy time (all but idle and iowait) of every CPU of the machine so far, ns.
+pub fn machine_busy_ns() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) }.max(1) as usize;
+    cpus_busy_ns(&(0..n).collect::<Vec<_>>(), tick_ns()).unwrap_or(0)
+}
+
+/// CPU time of one process so far (all threads), ns; None when it is gone.
+pub fn pid_cpu_ns(pid: u32) -> Option<u64> {
+    if let Some(ns) = schedstat_ns(pid) {
+        return Some(ns);
+    }
+    let f = read_stat_fields(pid)?;
+    let ut: u64 = f.get(11).and_then(|x| x.parse().ok()).unwrap_or(0);
+    let st: u64 = f.get(12).and_then(|x| x.parse().ok()).unwrap_or(0);
+    Some((ut + st) * tick_ns())
+}
+
+/// CPU time of the reaped children of a process (cutime + cstime), ns (tick resolution).
+pub fn children_cpu_ns(pid: u32) -> u64 {
+    let Some(f) = read_stat_fields(pid) else {
+        return 0;
+    };
+    let cut: u64 = f.get(13).and_then(|x| x.parse().ok()).unwrap_or(0);
+    let cst: u64 = f.get(14).and_then(|x| x.parse().ok()).unwrap_or(0);
+    (cut + cst) * tick_ns()
+}
+
+/// RssAnon, RssFile and RssShmem of one process (/proc/PID/status), KiB.
+pub fn rss_parts_kb(pid: u32) -> (u64, u64, u64) {
+    let Ok(t) = fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return (0, 0, 0);
+    };
+    (
+        kb_field(&t, "RssAnon:").unwrap_or(0),
+        kb_field(&t, "RssFile:").unwrap_or(0),
+        kb_field(&t, "RssShmem:").unwrap_or(0),
+    )
+}
+
+/// A field of /proc/meminfo, KiB.
+pub fn meminfo_kb(key: &str) -> Option<u64> {
+    kb_field(&fs::read_to_string("/proc/meminfo").ok()?, key)
+}
+
+/// The machine's TCP counters from /proc/net/snmp (`Tcp:`) and /proc/net/netstat (`TcpExt:`),
+/// as "Tcp.Name" / "TcpExt.Name".
+pub fn tcp_counters() -> HashMap<String, i64> {
+    let mut out = HashMap::new();
+    for f in ["/proc/net/snmp", "/proc/net/netstat"] {
+        let Ok(t) = fs::read_to_string(f) else {
+            continue;
+        };
+        let lines: Vec<&str> = t.lines().collect();
+        for pair in lines.windows(2) {
+            let (Some((p1, names)), Some((p2, vals))) =
+                (pair[0].split_once(':'), pair[1].split_once(':'))
+            else {
+                continue;
+            };
+            if p1 != p2
+                || !(p1 == "Tcp" || p1 == "TcpExt")
+                || names
+                    .trim_start()
+                    .starts_with(|c: char| c.is_ascii_digit() || c == '-')
+            {
+                continue;
+            }
+            for (n, v) in names.split_whitespace().zip(vals.split_whitespace()) {
+                if let Ok(v) = v.parse::<i64>() {
+                    out.insert(format!("{p1}.{n}"), v);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Open descriptors of one process (entries of /proc/PID/fd).
+pub fn fd_count(pid: u32) -> Option<usize> {
+    Some(fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+/// One-letter state of a process (R, S, Z, ...), None when it is gone.
+pub fn proc_state(pid: u32) -> Option<char> {
+    read_stat_fields(pid)?.first()?.chars().next()
+}
