@@ -42,6 +42,7 @@ pub mod settings;
 pub(crate) mod signals;
 pub mod table;
 pub mod timer;
+pub mod tls;
 pub(crate) mod worker;
 
 pub use conn_map::ConnMap;
@@ -66,6 +67,9 @@ pub enum StartError {
     /// A setting or configuration file is invalid.
     #[error("invalid setting: {0}")]
     Config(String),
+    /// A listener's certificate or key cannot be loaded (the error names the file).
+    #[error(transparent)]
+    Tls(#[from] tls::TlsConfigError),
     /// Any other operating-system error at start-up.
     #[error(transparent)]
     Io(#[from] std::io::Error),

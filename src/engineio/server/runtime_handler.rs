@@ -112,7 +112,8 @@ impl<E: EngineHandler> Handler for EngineIo<E> {
                 std::str::from_utf8(&data[1..]),
                 self.with_session(key, |s| s.endpoint),
             ) {
-                self.handler.on_message(self.engine(cx), key, Data::Text(text));
+                self.handler
+                    .on_message(self.engine(cx), key, Data::Text(text));
                 return;
             }
         }
