@@ -17,7 +17,7 @@
 //! }
 //!
 //! let spec = ServeSpec {
-//!     listeners: vec![ListenSpec { host: "0.0.0.0".into(), port: 9502, websocket: true }],
+//!     listeners: vec![ListenSpec { host: "0.0.0.0".into(), port: 9502, websocket: true, ..ListenSpec::default() }],
 //!     settings: Settings { worker_num: 2, ..Settings::default() },
 //!     ..ServeSpec::default()
 //! };

@@ -30,6 +30,8 @@ pub(crate) struct WorkerListener {
     pub per_worker: Vec<RawFd>,
     pub port: u16,
     pub websocket: bool,
+    /// The port's TLS configuration; `None` for plain TCP.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// What the master hands a freshly forked worker.
@@ -170,9 +172,12 @@ fn build_core(
             .map(|l| PortRt {
                 port: l.port,
                 websocket: l.websocket,
+                tls: l.tls.clone(),
             })
             .collect(),
         rbuf: vec![0; READ_BUF],
+        tls_plain: Vec::new(),
+        tls_scratch: Vec::new(),
         dirty: Vec::new(),
         dead: Vec::new(),
         more_input: Vec::new(),

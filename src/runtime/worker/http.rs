@@ -168,8 +168,8 @@ impl Core {
                 return None;
             }
         };
-        let port = self.ports[listener];
-        let upgrade = port.websocket && http.is_websocket_upgrade();
+        let (port, websocket) = (self.ports[listener].port, self.ports[listener].websocket);
+        let upgrade = websocket && http.is_websocket_upgrade();
         let body_len = if upgrade { 0 } else { http.content_length };
         if body_len > max_body {
             log::info!("fd {fd}: request body of {body_len} bytes is too large, answering 413");
@@ -192,7 +192,7 @@ impl Core {
             .stream
             .peer_addr()
             .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
-        let mut request = Request::new(fd, remote, port.port, http);
+        let mut request = Request::new(fd, remote, port, http);
         request.body = body;
         request.listener = listener;
         Some((request, upgrade))
