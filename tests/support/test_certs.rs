@@ -4,7 +4,6 @@
 //!
 //! `cargo run --example test_certs -- DIR`
 
-#[allow(dead_code)]
 mod pki;
 
 fn main() {

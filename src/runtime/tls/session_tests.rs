@@ -67,7 +67,7 @@ impl Pair {
     }
 
     /// Feeds the server `bytes` in pieces of `step`.
-    fn to_server(&mut self, bytes: &[u8], step: usize) -> Result<ReadState, TlsError> {
+    fn feed_server(&mut self, bytes: &[u8], step: usize) -> Result<ReadState, TlsError> {
         let mut state = ReadState::Open;
         for piece in bytes.chunks(step.max(1)) {
             let mut piece = piece.to_vec();
@@ -77,7 +77,7 @@ impl Pair {
     }
 
     /// Moves the server's pending output to the client.
-    fn to_client(&mut self) {
+    fn feed_client(&mut self) {
         let bytes = self.server.unsent().to_vec();
         self.server.sent(bytes.len());
         self.client_takes(&bytes);
@@ -97,13 +97,13 @@ impl Pair {
     fn handshake(&mut self, step: usize) {
         for _ in 0..10 {
             let c2s = self.client_bytes();
-            self.to_server(&c2s, step).unwrap();
-            self.to_client();
+            self.feed_server(&c2s, step).unwrap();
+            self.feed_client();
             if !self.client.is_handshaking() && !self.server.is_handshaking() {
                 // The server's tickets, and anything else still pending.
                 let c2s = self.client_bytes();
-                self.to_server(&c2s, step).unwrap();
-                self.to_client();
+                self.feed_server(&c2s, step).unwrap();
+                self.feed_client();
                 return;
             }
         }
@@ -113,7 +113,7 @@ impl Pair {
     fn client_sends(&mut self, data: &[u8], step: usize) {
         self.client.writer().write_all(data).unwrap();
         let c2s = self.client_bytes();
-        assert_eq!(self.to_server(&c2s, step).unwrap(), ReadState::Open);
+        assert_eq!(self.feed_server(&c2s, step).unwrap(), ReadState::Open);
     }
 
     fn server_sends(&mut self, data: &[u8]) -> Vec<u8> {
@@ -191,7 +191,7 @@ fn close_notify_both_ways() {
     let mut p = pair();
     p.handshake(usize::MAX);
     p.server.close_notify();
-    p.to_client();
+    p.feed_client();
     let mut buf = Vec::new();
     assert_eq!(
         p.client.reader().read_to_end(&mut buf).unwrap(),
@@ -206,7 +206,7 @@ fn close_notify_both_ways() {
     q.client.send_close_notify();
     let c2s = q.client_bytes();
     assert_eq!(
-        q.to_server(&c2s, usize::MAX).unwrap(),
+        q.feed_server(&c2s, usize::MAX).unwrap(),
         ReadState::PeerClosed
     );
 }
@@ -252,7 +252,8 @@ fn a_truncated_client_hello_waits_then_fails_on_anything_else() {
     let hello = p.client_bytes();
     // Half of the record: rustls waits for the rest.
     assert_eq!(
-        p.to_server(&hello[..hello.len() / 2], usize::MAX).unwrap(),
+        p.feed_server(&hello[..hello.len() / 2], usize::MAX)
+            .unwrap(),
         ReadState::Open
     );
     assert!(p.server.is_handshaking() && p.server.unsent().is_empty());
@@ -264,7 +265,7 @@ fn a_truncated_client_hello_waits_then_fails_on_anything_else() {
     let body = (hello.len() - 5) / 2;
     let mut cut = hello[..5 + body].to_vec();
     cut[3..5].copy_from_slice(&(body as u16).to_be_bytes());
-    assert_eq!(q.to_server(&cut, usize::MAX).unwrap(), ReadState::Open);
+    assert_eq!(q.feed_server(&cut, usize::MAX).unwrap(), ReadState::Open);
     let mut alert = vec![0x15, 0x03, 0x03, 0x00, 0x02, 0x01, 0x00];
     assert!(q.server.read(&mut alert, &mut q.got).is_err());
 }
