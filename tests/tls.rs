@@ -378,3 +378,60 @@ fn an_idle_tls_connection_costs_a_few_kib_in_the_worker() {
     );
     echo_round(&mut clients[0], "still alive");
 }
+
+#[test]
+fn a_tls_request_for_another_workers_session_gets_503_not_a_hand_off() {
+    // Engine.IO long-polling hands a request to the worker holding its session, with its
+    // socket; a TLS connection's state cannot go with the socket, so that is refused.
+    let pki = TestPki::new("handoff");
+    let cert = pki.cert.to_string_lossy().into_owned();
+    let key = pki.key.to_string_lossy().into_owned();
+    let srv = start_logged(
+        "sio_testbed",
+        &[
+            "--workers",
+            "2",
+            "--ssl-cert-file",
+            &cert,
+            "--ssl-key-file",
+            &key,
+        ],
+    );
+    let exchange = |method: &str, path: &str, body: &str| {
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let r = https(srv.port(), &pki, req.as_bytes());
+        let status: u16 = r.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, r)
+    };
+    let (status, open) = exchange("GET", "/socket.io/?EIO=4&transport=polling", "");
+    assert_eq!(status, 200, "{open}");
+    let sid = open
+        .split("\"sid\":\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("sid")
+        .to_string();
+    let path = format!("/socket.io/?EIO=4&transport=polling&sid={sid}");
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..40 {
+        // A noop packet: answered `ok` by the session's worker, which changes nothing.
+        let (status, r) = exchange("POST", &path, "6");
+        assert!(matches!(status, 200 | 503), "{r}");
+        seen.insert(status);
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        2,
+        "requests landed on one worker only: {seen:?}"
+    );
+    assert!(srv
+        .stderr_text()
+        .contains("a TLS connection cannot move to worker"));
+}
