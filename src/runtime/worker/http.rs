@@ -3,7 +3,7 @@
 
 use super::{guarded, Core, Worker};
 use crate::protocol::handshake;
-use crate::runtime::conn::Phase;
+use crate::runtime::conn::{append, Phase};
 use crate::runtime::handler::{CloseReason, ConnId, Handler, HttpReply};
 use crate::runtime::http::{Request, Response};
 use crate::runtime::table::Fd;
@@ -75,7 +75,7 @@ impl<H: Handler> Worker<H> {
             let mut core = self.cx.core();
             let limit = core.settings.max_header_size + core.settings.package_max_length;
             let Some(c) = core.conn(key, fd) else { return };
-            c.inbuf.extend_from_slice(fresh);
+            append(&mut c.inbuf, fresh);
             if c.held.is_some() {
                 // Pipelined behind a held request: bounded, parsed once it is answered.
                 if c.inbuf.len() > limit {

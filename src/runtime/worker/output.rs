@@ -11,7 +11,7 @@ use thin_vec::ThinVec;
 
 use super::{Core, LINGER_MS, POOL_KEEP, POOL_MAX};
 use crate::protocol::frame::WEBSOCKET_STATUS_CLOSING;
-use crate::runtime::conn::{Phase, OUT_MAX};
+use crate::runtime::conn::{append, Phase, OUT_MAX};
 use crate::runtime::handler::CloseReason;
 use crate::runtime::table::Fd;
 
@@ -86,10 +86,10 @@ impl Core {
             c.outpos = 0;
         }
         if written < head.len() {
-            c.outbuf.extend_from_slice(&head[written..]);
-            c.outbuf.extend_from_slice(body);
+            append(&mut c.outbuf, &head[written..]);
+            append(&mut c.outbuf, body);
         } else {
-            c.outbuf.extend_from_slice(&body[written - head.len()..]);
+            append(&mut c.outbuf, &body[written - head.len()..]);
         }
         if !c.dirty {
             c.dirty = true;
