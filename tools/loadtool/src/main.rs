@@ -8,6 +8,7 @@ mod connect;
 mod echo;
 mod net;
 mod procstat;
+mod tls;
 mod ws;
 
 use clap::{Parser, Subcommand};
@@ -30,6 +31,9 @@ struct Cli {
     /// At most this many connects/handshakes in flight at once.
     #[arg(long, global = true, default_value_t = 128)]
     concurrency: usize,
+    /// CA certificate(s) (PEM) to trust for `wss://` URLs.
+    #[arg(long, global = true, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -124,6 +128,12 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(ca) = &cli.ca {
+        if let Err(e) = tls::set_ca(ca) {
+            eprintln!("loadtool: {e}");
+            std::process::exit(2);
+        }
+    }
     let limit = net::raise_nofile();
     let probe = match cli.server_pid {
         Some(pid) => match procstat::ServerProbe::new(pid) {
