@@ -51,10 +51,7 @@ impl WebSocketTest {
     fn run(self, args: &ExampleArgs) -> Result<(), prefork_ws::Error> {
         let this = Rc::new(self);
         let mut server = Server::new(&args.host, args.port);
-        server.set(Settings {
-            worker_num: args.workers,
-            ..Settings::default()
-        });
+        server.set(args.settings(Settings::default()));
         let t = this.clone();
         server.on_open(move |s, r| t.on_open(s, r));
         let t = this.clone();

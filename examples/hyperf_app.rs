@@ -113,10 +113,7 @@ fn main() {
     ExampleArgs::init_logging();
     let args: Args = cli::parse(9502);
     let host = args.common.host.clone();
-    let mut app = App::new(Settings {
-        worker_num: args.common.workers,
-        ..Settings::default()
-    });
+    let mut app = App::new(args.common.settings(Settings::default()));
     let secret = args.jwt_secret.into_bytes();
     app.server(ServerConfig::new(
         "ws",

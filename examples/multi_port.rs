@@ -36,10 +36,7 @@ fn main() {
     } = cli::parse(9502);
     let mut server = Server::new(&args.host, args.port);
     server.add_http_listener(&args.host, http_port);
-    server.set(Settings {
-        worker_num: args.workers,
-        ..Settings::default()
-    });
+    server.set(args.settings(Settings::default()));
     server.on_open(|server, request| {
         server.push(
             request.fd,

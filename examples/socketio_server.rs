@@ -55,12 +55,9 @@ fn main() {
             host: args.common.host.clone(),
             port: args.common.port,
             websocket: true,
+            ..ListenSpec::default()
         }],
-        settings: Settings {
-            worker_num: args.common.workers,
-            metrics_port: args.common.metrics_port,
-            ..Settings::default()
-        },
+        settings: args.common.settings(Settings::default()),
         announce_kind: Some("Socket.IO".into()),
         ..ServeSpec::default()
     };

@@ -1,4 +1,5 @@
-//! The command lines of the examples (clap): `--host H --port P --workers N`, shared as
+//! The command lines of the examples (clap): `--host H --port P --workers N`, and
+//! `--ssl-cert-file CERT --ssl-key-file KEY` for `wss://` on the same port, shared as
 //! [`ExampleArgs`], which each example flattens into its own parser next to its extra flags:
 //!
 //! ```
@@ -20,11 +21,12 @@
 //! ```
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 use clap::Parser;
 
-/// `--host`, `--port`, `--workers`. `--port` has no default here: [`parse`] gives it the
-/// example's.
+/// `--host`, `--port`, `--workers`, `--ssl-cert-file`, `--ssl-key-file`. `--port` has no
+/// default here: [`parse`] gives it the example's.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ExampleArgs {
     /// Address to listen on.
@@ -39,6 +41,13 @@ pub struct ExampleArgs {
     /// Also serve `GET /metrics` (Prometheus / OpenMetrics text) on this port.
     #[arg(long, value_name = "PORT")]
     pub metrics_port: Option<u16>,
+    /// PEM certificate chain (server certificate first): the WebSocket port speaks TLS,
+    /// `wss://` and `https://` (`ssl_cert_file`; needs --ssl-key-file).
+    #[arg(long, value_name = "CERT", requires = "ssl_key_file")]
+    pub ssl_cert_file: Option<PathBuf>,
+    /// PEM private key of --ssl-cert-file (`ssl_key_file`).
+    #[arg(long, value_name = "KEY", requires = "ssl_cert_file")]
+    pub ssl_key_file: Option<PathBuf>,
 }
 
 fn cpu_count() -> usize {
@@ -76,14 +85,24 @@ where
 }
 
 impl ExampleArgs {
-    /// A server on `--host`/`--port` with `settings`, its `worker_num` taken from `--workers`.
-    pub fn server(&self, settings: crate::Settings) -> crate::Server {
-        let mut server = crate::Server::new(&self.host, self.port);
-        server.set(crate::Settings {
+    /// `settings` with `worker_num` from `--workers`, and the TLS files when given.
+    pub fn settings(&self, settings: crate::Settings) -> crate::Settings {
+        crate::Settings {
             worker_num: self.workers,
+            ssl_cert_file: self
+                .ssl_cert_file
+                .clone()
+                .or(settings.ssl_cert_file.clone()),
+            ssl_key_file: self.ssl_key_file.clone().or(settings.ssl_key_file.clone()),
             metrics_port: self.metrics_port.or(settings.metrics_port),
             ..settings
-        });
+        }
+    }
+
+    /// A server on `--host`/`--port` with `settings` (see [`settings`](Self::settings)).
+    pub fn server(&self, settings: crate::Settings) -> crate::Server {
+        let mut server = crate::Server::new(&self.host, self.port);
+        server.set(self.settings(settings));
         server
     }
 
@@ -172,6 +191,32 @@ mod tests {
         );
         assert!(!p(&["--with-request=false"]).unwrap().with_request);
         assert!(p(&["--with-request", "maybe"]).is_err());
+    }
+
+    #[test]
+    fn tls_files_come_in_pairs_and_reach_the_settings() {
+        let a = p(&["--ssl-cert-file", "/c.pem", "--ssl-key-file", "/k.pem"]).unwrap();
+        let s = a.common.settings(crate::Settings::default());
+        assert_eq!(
+            s.ssl_cert_file.as_deref(),
+            Some(std::path::Path::new("/c.pem"))
+        );
+        assert_eq!(
+            s.ssl_key_file.as_deref(),
+            Some(std::path::Path::new("/k.pem"))
+        );
+        assert_eq!(s.worker_num, a.common.workers);
+        let plain = p(&[]).unwrap().common.settings(crate::Settings::default());
+        assert!(plain.ssl_cert_file.is_none() && plain.ssl_key_file.is_none());
+        let kind = |v: &[&str]| p(v).unwrap_err().kind();
+        assert_eq!(
+            kind(&["--ssl-cert-file", "/c.pem"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(
+            kind(&["--ssl-key-file", "/k.pem"]),
+            ErrorKind::MissingRequiredArgument
+        );
     }
 
     #[test]

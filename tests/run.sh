@@ -33,9 +33,13 @@ fi
 if [ ! -d tests/socketio/node_modules ]; then
   (cd tests/socketio && npm ci --no-audit --no-fund --silent)
 fi
+# TLS clients: ws and puppeteer-core (drives the system Chromium).
+if [ ! -d tests/tls_node/node_modules ]; then
+  (cd tests/tls_node && npm ci --no-audit --no-fund --silent)
+fi
 
 # Rust: unit tests, property tests, integration tests (examples and tools are built too).
-cargo build --release --example echo --example hyperf_app --example socketio_server
+cargo build --release --example echo --example hyperf_app --example socketio_server --example test_certs
 cargo test
 
 # End to end against the real echo example (master + 2 workers) and the Hyperf seed app.
@@ -46,6 +50,11 @@ cargo test
 if [ -f tests/node/package.json ]; then
   node --test tests/node/
 fi
+
+# TLS against echo (2 workers) with a test CA generated per run: Python websockets over ssl,
+# Node ws, headless Chromium on wss://.
+"$VENV/bin/pytest" -q tests/tls_py
+node --test tests/tls_node/
 
 # Socket.IO against socketio_server (2 workers): socket.io-client 4.8 and 2.3.0, raw frames,
 # headless Chromium, python-socketio.

@@ -215,7 +215,10 @@ fn a_stopped_worker_is_reported_not_replaced() {
         if let Some(p) = pid_of(&mut http0, 1) {
             break p as i32;
         }
-        assert!(std::time::Instant::now() < deadline, "worker 1 never listed");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "worker 1 never listed"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     // SAFETY: signalling a worker of the server this test started.

@@ -2,7 +2,7 @@
 //! TOML file, each with its own routes, middleware and exception handlers.
 
 use std::cell::RefCell;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use serde::Deserialize;
@@ -37,7 +37,9 @@ pub struct ServerConfig {
     /// Port (0: chosen by the OS, printed at start).
     pub port: u16,
     /// Settings of this server (Swoole's names, as in the settings file). The runtime applies
-    /// settings to the whole process set, so they are merged into the process-wide settings.
+    /// settings to the whole process set, so they are merged into the process-wide settings;
+    /// `ssl_cert_file` and `ssl_key_file` are the exception: they make this server's port speak
+    /// TLS, and no other.
     #[serde(default)]
     pub settings: Option<toml::Table>,
 }
@@ -166,7 +168,13 @@ impl App {
             return self;
         }
         if let Some(t) = &config.settings {
-            if let Err(e) = self.apply_settings(t) {
+            let mut shared = t.clone();
+            shared.remove("ssl_cert_file");
+            shared.remove("ssl_key_file");
+            let res = self
+                .apply_settings(&shared)
+                .and_then(|()| own_tls(t).map(drop));
+            if let Err(e) = res {
                 self.errors.push(format!("server {:?}: {e}", config.name));
             }
         }
@@ -250,10 +258,21 @@ impl App {
             listeners: self
                 .servers
                 .iter()
-                .map(|s| ListenSpec {
-                    host: s.config.host.clone(),
-                    port: s.config.port,
-                    websocket: s.config.kind == ServerType::WebSocket,
+                .map(|s| {
+                    // (Checked when the server was added.)
+                    let (cert, key) = s
+                        .config
+                        .settings
+                        .as_ref()
+                        .and_then(|t| own_tls(t).ok())
+                        .unwrap_or_default();
+                    ListenSpec {
+                        host: s.config.host.clone(),
+                        port: s.config.port,
+                        websocket: s.config.kind == ServerType::WebSocket,
+                        ssl_cert_file: cert,
+                        ssl_key_file: key,
+                    }
                 })
                 .collect(),
             settings: self.settings.clone(),
@@ -262,4 +281,14 @@ impl App {
         };
         serve(spec, self)
     }
+}
+
+/// A server's own TLS files from its settings table (`ssl_cert_file`, `ssl_key_file`).
+fn own_tls(t: &toml::Table) -> Result<(Option<PathBuf>, Option<PathBuf>), String> {
+    let path = |key: &str| match t.get(key) {
+        None => Ok(None),
+        Some(toml::Value::String(p)) => Ok(Some(PathBuf::from(p))),
+        Some(_) => Err(format!("{key}: a path (string) is expected")),
+    };
+    Ok((path("ssl_cert_file")?, path("ssl_key_file")?))
 }

@@ -10,6 +10,7 @@ use crate::protocol::decoder::MessageDecoder;
 use crate::protocol::deflate::{DeflateConfig, Deflater};
 use crate::runtime::handler::CloseReason;
 use crate::runtime::table::Fd;
+use crate::runtime::tls::session::TlsSession;
 
 /// Most bytes queued for one connection, whatever the limit asked for (so that the write
 /// offset fits in 32 bits).
@@ -86,6 +87,28 @@ pub(crate) struct Conn {
     pub decoder: Option<MessageDecoder>,
     /// permessage-deflate for outgoing messages, when negotiated.
     pub deflater: Option<Box<Compression>>,
+    /// The TLS session of a connection to a TLS port; `None` (plain TCP) costs nothing but
+    /// this pointer. With TLS, `inbuf` and `outbuf` hold plaintext as for a plain connection;
+    /// the session holds what is encrypted but not yet written.
+    pub tls: Option<Box<TlsSession>>,
+}
+
+/// Appends `bytes` to `v` with one copy. (ThinVec's `extend_from_slice` pushes element by
+/// element, updating the length in the heap header each time: byte-at-a-time for a 16 KiB
+/// frame.)
+pub(crate) fn append(v: &mut ThinVec<u8>, bytes: &[u8]) {
+    if bytes.is_empty() {
+        return;
+    }
+    v.reserve(bytes.len());
+    let len = v.len();
+    // SAFETY: `reserve` made room for `bytes.len()` more bytes after `len` (so `v` is a real
+    // allocation, not the empty singleton); they are initialised by the copy before `set_len`
+    // exposes them, and the source cannot overlap the buffer `v` owns.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), v.as_mut_ptr().add(len), bytes.len());
+        v.set_len(len + bytes.len());
+    }
 }
 
 impl Conn {
@@ -109,11 +132,18 @@ impl Conn {
             last_recv_ms: now_ms as u32,
             decoder: None,
             deflater: None,
+            tls: None,
         }
     }
 
+    /// Bytes queued and not yet written: plaintext in `outbuf`, and for TLS the records
+    /// written to the session but not yet to the socket (what `buffer_output_size` bounds).
     pub fn pending_out(&self) -> usize {
-        self.outbuf.len() - self.outpos as usize
+        let queued = self.outbuf.len() - self.outpos as usize;
+        match &self.tls {
+            None => queued,
+            Some(t) => queued + t.unsent().len(),
+        }
     }
 
     /// Drops the first `n` bytes of unconsumed input; an empty input buffer is freed, so an
@@ -142,10 +172,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn append_copies_bytes_after_what_is_there() {
+        let mut v = ThinVec::new();
+        append(&mut v, b"");
+        assert_eq!(v.capacity(), 0, "nothing appended, nothing allocated");
+        append(&mut v, b"head");
+        let big: Vec<u8> = (0..70_000u32).map(|i| i as u8).collect();
+        append(&mut v, &big);
+        append(&mut v, b"");
+        assert_eq!(&v[..4], b"head");
+        assert_eq!(&v[4..], &big[..]);
+    }
+
+    #[test]
     fn an_idle_connection_stays_small() {
         // Slab entry + this struct is what an idle connection costs in the worker besides the
         // kernel socket and its table slot. Keep it well under the 256-byte budget.
-        let size = std::mem::size_of::<Conn>();
+        // mio's TcpStream carries a selector id in debug builds only (16 bytes, not 4): the
+        // budget is for release builds.
+        let debug_only =
+            std::mem::size_of::<TcpStream>() - std::mem::size_of::<std::net::TcpStream>();
+        let size = std::mem::size_of::<Conn>() - debug_only;
         eprintln!(
             "Conn {size} decoder {} slot {}",
             std::mem::size_of::<MessageDecoder>(),

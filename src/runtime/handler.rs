@@ -81,6 +81,8 @@ pub enum CloseReason {
     /// The server closed the connection without a close frame (`close(fd)`, an HTTP response
     /// with `Connection: close`, a refused handshake).
     ServerDropped,
+    /// TLS failed: the handshake or a record was refused (the peer got an alert).
+    Tls,
 }
 
 impl CloseReason {

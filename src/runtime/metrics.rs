@@ -13,7 +13,7 @@ use crate::runtime::handler::CloseReason;
 use crate::runtime::table::SharedTable;
 
 /// Close reasons as the metrics name them.
-pub(crate) const CLOSE_REASONS: [&str; 9] = [
+pub(crate) const CLOSE_REASONS: [&str; 10] = [
     "normal",
     "protocol_error",
     "message_too_big",
@@ -23,6 +23,7 @@ pub(crate) const CLOSE_REASONS: [&str; 9] = [
     "shutdown",
     "lost",
     "server",
+    "tls",
 ];
 
 /// Statuses counted one by one; any other goes to "other".
@@ -41,6 +42,7 @@ pub(crate) fn close_bucket(r: CloseReason) -> usize {
         CloseReason::Shutdown => 6,
         CloseReason::ConnectionLost | CloseReason::Io => 7,
         CloseReason::ServerClosed(_) | CloseReason::ServerDropped => 8,
+        CloseReason::Tls => 9,
     }
 }
 

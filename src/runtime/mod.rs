@@ -17,7 +17,7 @@
 //! }
 //!
 //! let spec = ServeSpec {
-//!     listeners: vec![ListenSpec { host: "0.0.0.0".into(), port: 9502, websocket: true }],
+//!     listeners: vec![ListenSpec { host: "0.0.0.0".into(), port: 9502, websocket: true, ..ListenSpec::default() }],
 //!     settings: Settings { worker_num: 2, ..Settings::default() },
 //!     ..ServeSpec::default()
 //! };
@@ -43,6 +43,7 @@ pub mod settings;
 pub(crate) mod signals;
 pub mod table;
 pub mod timer;
+pub mod tls;
 pub(crate) mod worker;
 
 pub use conn_map::ConnMap;
@@ -67,6 +68,9 @@ pub enum StartError {
     /// A setting or configuration file is invalid.
     #[error("invalid setting: {0}")]
     Config(String),
+    /// A listener's certificate or key cannot be loaded (the error names the file).
+    #[error(transparent)]
+    Tls(#[from] tls::TlsConfigError),
     /// Any other operating-system error at start-up.
     #[error(transparent)]
     Io(#[from] std::io::Error),

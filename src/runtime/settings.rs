@@ -78,6 +78,15 @@ pub struct Settings {
     /// worker's counters in the Prometheus / OpenMetrics text format, answered by the
     /// runtime itself (no handler involved). Off by default.
     pub metrics_port: Option<u16>,
+    /// PEM file with the certificate chain, server certificate first (`ssl_cert_file`). With
+    /// `ssl_key_file`, the WebSocket listeners that have no files of their own (see
+    /// [`ListenSpec`](crate::runtime::ListenSpec)) speak TLS: `wss://` and `https://` on the
+    /// same port. Loaded at start (a bad file stops the start, naming the file) and again on
+    /// every reload (`SIGUSR1`), so renewed certificates are picked up without a restart.
+    pub ssl_cert_file: Option<PathBuf>,
+    /// PEM file with the private key of `ssl_cert_file` (`ssl_key_file`): PKCS#8, PKCS#1
+    /// (RSA) or SEC1 (EC).
+    pub ssl_key_file: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -104,6 +113,8 @@ impl Default for Settings {
             handle_queue_size: 65_536,
             worker_hang_timeout: Duration::from_secs(5),
             metrics_port: None,
+            ssl_cert_file: None,
+            ssl_key_file: None,
         }
     }
 }
@@ -199,6 +210,8 @@ impl Settings {
             &mut self.worker_hang_timeout,
             c.worker_hang_timeout_ms.map(ms),
         );
+        set(&mut self.ssl_cert_file, c.ssl_cert_file.map(Some));
+        set(&mut self.ssl_key_file, c.ssl_key_file.map(Some));
         Ok(())
     }
 
@@ -273,6 +286,8 @@ struct ConfigFile {
     handle_queue_size: Option<usize>,
     worker_hang_timeout_ms: Option<u64>,
     metrics_port: Option<u16>,
+    ssl_cert_file: Option<PathBuf>,
+    ssl_key_file: Option<PathBuf>,
 }
 
 /// `line N: KEY: message` for a TOML error: toml points at the offending key or value; the
@@ -324,6 +339,8 @@ handshake_timeout_ms = 500
 max_header_size = 4096
 max_wait_time_ms = 1500
 pid_file = "/tmp/x.pid"
+ssl_cert_file = "/etc/x/cert.pem"
+ssl_key_file = "/etc/x/key.pem"
 "#,
         )
         .unwrap();
@@ -341,6 +358,8 @@ pid_file = "/tmp/x.pid"
         assert_eq!(s.max_header_size, 4096);
         assert_eq!(s.max_wait_time, Duration::from_millis(1500));
         assert_eq!(s.pid_file, Some(PathBuf::from("/tmp/x.pid")));
+        assert_eq!(s.ssl_cert_file, Some(PathBuf::from("/etc/x/cert.pem")));
+        assert_eq!(s.ssl_key_file, Some(PathBuf::from("/etc/x/key.pem")));
 
         // Keys not in the file keep the base's values.
         let mut t = s.clone();

@@ -96,6 +96,7 @@ impl Server {
                 host: host.to_string(),
                 port,
                 websocket: true,
+                ..ListenSpec::default()
             }],
             settings: Settings::default(),
             cb: Callbacks::default(),
@@ -140,6 +141,7 @@ impl Server {
             host: host.to_string(),
             port,
             websocket: true,
+            ..ListenSpec::default()
         });
         self
     }
@@ -151,6 +153,7 @@ impl Server {
             host: host.to_string(),
             port,
             websocket: false,
+            ..ListenSpec::default()
         });
         self
     }

@@ -104,10 +104,7 @@ impl ExceptionHandler for Marker {
 fn main() {
     ExampleArgs::init_logging();
     let args: Args = cli::parse(0);
-    let base = Settings {
-        worker_num: args.common.workers,
-        ..Settings::default()
-    };
+    let base = args.common.settings(Settings::default());
     let mut app = match App::from_config_file(base, &args.config) {
         Ok(app) => app,
         Err(e) => {

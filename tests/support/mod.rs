@@ -15,7 +15,9 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message, WebSocket};
 
+pub mod pki;
 pub mod sio;
+pub mod tls;
 
 pub fn example_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");

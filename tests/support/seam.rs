@@ -184,12 +184,12 @@ fn main() {
             host: args.common.host.clone(),
             port: args.common.port,
             websocket: true,
+            ..ListenSpec::default()
         }],
-        settings: Settings {
-            worker_num: args.common.workers,
+        settings: args.common.settings(Settings {
             websocket_compression: args.compression,
             ..Settings::default()
-        },
+        }),
         ..ServeSpec::default()
     };
     if let Err(e) = serve(spec, Seam::default()) {

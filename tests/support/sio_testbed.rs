@@ -89,11 +89,9 @@ fn main() {
             host: a.common.host.clone(),
             port: a.common.port,
             websocket: true,
+            ..ListenSpec::default()
         }],
-        settings: Settings {
-            worker_num: a.common.workers,
-            ..Settings::default()
-        },
+        settings: a.common.settings(Settings::default()),
         announce_kind: Some("Socket.IO".into()),
         ..ServeSpec::default()
     };

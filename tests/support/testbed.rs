@@ -89,15 +89,14 @@ fn main() {
     ExampleArgs::init_logging();
     let args: Args = cli::parse(9502);
     let mut server = Server::new(&args.common.host, args.common.port);
-    let mut settings = Settings {
-        worker_num: args.common.workers,
+    let mut settings = args.common.settings(Settings {
         websocket_subprotocol: args.subprotocol,
         heartbeat_check_interval: args.heartbeat_check,
         heartbeat_idle_time: args.heartbeat_idle,
         websocket_compression: args.compression,
         pid_file: args.pid_file,
         ..Settings::default()
-    };
+    });
     if let Some(v) = args.buffer_output_size {
         settings.buffer_output_size = v;
     }

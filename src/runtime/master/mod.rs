@@ -8,6 +8,7 @@
 mod bind;
 mod reload;
 mod supervise;
+mod tls;
 mod watchdog;
 
 use std::collections::VecDeque;
@@ -16,10 +17,12 @@ use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use nix::unistd::{fork, ForkResult, Pid};
+use rustls::ServerConfig;
 use socket2::Socket;
 
 use crate::runtime::clock;
@@ -32,7 +35,12 @@ use crate::runtime::worker::{run_worker, WorkerBoot, WorkerListener};
 use crate::runtime::StartError as Error;
 
 /// One port to listen on.
-#[derive(Debug, Clone)]
+///
+/// TLS: a listener with its own `ssl_cert_file` and `ssl_key_file` speaks TLS with them; a
+/// WebSocket listener without them uses [`Settings::ssl_cert_file`] and
+/// [`Settings::ssl_key_file`] when those are set (as Swoole's `$server->set()` applies to the
+/// server's own port). Either way `wss://` and `https://` share the port.
+#[derive(Debug, Clone, Default)]
 pub struct ListenSpec {
     /// Host or address to bind.
     pub host: String,
@@ -40,6 +48,10 @@ pub struct ListenSpec {
     pub port: u16,
     /// `false` for a plain-HTTP port: upgrade requests there are plain requests.
     pub websocket: bool,
+    /// This listener's certificate chain (PEM), overriding the settings'.
+    pub ssl_cert_file: Option<PathBuf>,
+    /// This listener's private key (PEM), overriding the settings'.
+    pub ssl_key_file: Option<PathBuf>,
 }
 
 /// What [`serve`] runs: the ports, the settings, and a configuration file re-read on reload.
@@ -97,7 +109,11 @@ struct Master<H> {
     handler: Option<H>,
     settings: Settings,
     config_file: Option<PathBuf>,
+    /// The listeners as given (their TLS files are re-read on reload).
+    specs: Vec<ListenSpec>,
     ports: Vec<BoundPort>,
+    /// Each port's TLS configuration (`None`: plain), handed to every worker forked.
+    tls: Vec<Option<Arc<ServerConfig>>>,
     channels: Vec<Channel>,
     table: SharedTable,
     workers: Vec<WorkerSlot>,
@@ -125,6 +141,8 @@ pub fn serve<H: Handler>(spec: ServeSpec, handler: H) -> Result<(), Error> {
         )));
     }
     clock::mono_ms(); // the epoch, shared by the workers forked below
+                      // Certificates first: a bad file stops the start before anything is bound.
+    let tls = tls::load_all(&spec.listeners, &st)?;
     let (max_conn, slots) = bind::capacity(st.max_conn, st.worker_num);
     st.max_conn = max_conn as usize;
     let mut ports = Vec::new();
@@ -175,7 +193,9 @@ pub fn serve<H: Handler>(spec: ServeSpec, handler: H) -> Result<(), Error> {
         handler: Some(handler),
         settings: st,
         config_file: spec.config_file,
+        specs: spec.listeners,
         ports,
+        tls,
         channels,
         table,
         workers: Vec::new(),
@@ -265,11 +285,13 @@ impl<H: Handler> Master<H> {
             listeners: self
                 .ports
                 .iter()
-                .map(|p| WorkerListener {
+                .zip(&self.tls)
+                .map(|(p, tls)| WorkerListener {
                     per_worker: p.per_worker.iter().map(|s| s.as_raw_fd()).collect(),
                     port: p.addr.port(),
                     websocket: p.websocket,
                     metrics: p.metrics,
+                    tls: tls.clone(),
                 })
                 .collect(),
             ipc_rx: self.channels[region].rx.as_raw_fd(),

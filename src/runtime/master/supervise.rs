@@ -33,6 +33,7 @@ impl<H: Handler> Master<H> {
                             self.workers.len()
                         );
                         self.reread_config();
+                        self.reload_tls();
                         self.table.global().reloads.fetch_add(1, Ordering::Relaxed);
                         for id in 0..self.workers.len() {
                             if !self.reload_queue.iter().any(|(i, _)| *i == id) {

@@ -72,11 +72,14 @@ impl Core {
                 log::warn!("max_conn ({limit}) reached: refusing {addr}");
                 continue;
             }
+            let port_idx = self.listeners[li].port_idx;
+            let Ok(tls) = self.tls_session(port_idx, addr) else {
+                continue;
+            };
             global.fetch_add(1, Ordering::Relaxed);
             let _ = stream.set_nodelay(true);
             let key = self.conns.vacant_key();
             let l = &self.listeners[li];
-            let port_idx = l.port_idx;
             let nc = NewConn {
                 remote: addr,
                 server_port: self.ports[port_idx as usize].port,
@@ -94,7 +97,9 @@ impl Core {
                 continue;
             }
             let fd = self.table.open(self.region, key, &nc);
-            self.conns.insert(Conn::new(stream, fd, port_idx, self.now));
+            let mut conn = Conn::new(stream, fd, port_idx, self.now);
+            conn.tls = tls;
+            self.conns.insert(conn);
             self.accepted += 1;
             self.table
                 .region(self.region)

@@ -31,6 +31,8 @@ pub(crate) struct WorkerListener {
     pub port: u16,
     pub websocket: bool,
     pub metrics: bool,
+    /// The port's TLS configuration; `None` for plain TCP.
+    pub tls: Option<std::sync::Arc<rustls::ServerConfig>>,
 }
 
 /// What the master hands a freshly forked worker.
@@ -172,9 +174,12 @@ fn build_core(
                 port: l.port,
                 websocket: l.websocket,
                 metrics: l.metrics,
+                tls: l.tls.clone(),
             })
             .collect(),
         rbuf: vec![0; READ_BUF],
+        tls_plain: Vec::new(),
+        tls_scratch: Vec::new(),
         dirty: Vec::new(),
         dead: Vec::new(),
         more_input: Vec::new(),

@@ -35,6 +35,11 @@ impl Core {
         let Some(c) = self.conn(key, fd) else {
             return false;
         };
+        if c.tls.is_some() {
+            // Its TLS state lives in this process and cannot go with the socket.
+            log::info!("fd {fd}: a TLS connection cannot move to worker {worker}");
+            return false;
+        }
         let pending = (c.outpos as usize) < c.outbuf.len();
         if pending || c.phase != Phase::Http || c.held.is_some() {
             return false;
@@ -93,7 +98,12 @@ impl Core {
     fn adopt(&mut self, socket: OwnedFd, port_idx: u16, remote: SocketAddr) -> Option<(usize, Fd)> {
         let listener = self.listeners.iter().find(|l| l.port_idx == port_idx)?;
         let server_fd = listener.server_fd;
-        let server_port = self.ports.get(port_idx as usize)?.port;
+        let port = self.ports.get(port_idx as usize)?;
+        if port.tls.is_some() {
+            log::warn!("hand-off from another worker refused: a TLS port's connection");
+            return None;
+        }
+        let server_port = port.port;
         if self.conns.len() >= self.slots {
             log::warn!("hand-off from another worker refused: no free slot");
             return None;

@@ -44,9 +44,11 @@ impl Core {
             }
             match c.phase {
                 Phase::Http if c.held.is_none() => {
-                    log::info!(
-                        "fd {fd}: no complete request within the handshake timeout, closing"
-                    );
+                    let what = match &c.tls {
+                        Some(t) if t.is_handshaking() => "TLS handshake",
+                        _ => "request",
+                    };
+                    log::info!("fd {fd}: no complete {what} within the handshake timeout, closing");
                     self.kill(key, CloseReason::HandshakeTimeout);
                 }
                 Phase::Ws if !c.close.can_send_data() => {

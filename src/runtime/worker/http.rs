@@ -3,7 +3,7 @@
 
 use super::{guarded, Core, Worker};
 use crate::protocol::handshake;
-use crate::runtime::conn::Phase;
+use crate::runtime::conn::{append, Phase};
 use crate::runtime::handler::{CloseReason, ConnId, Handler, HttpReply};
 use crate::runtime::http::{Request, Response};
 use crate::runtime::table::Fd;
@@ -98,7 +98,7 @@ impl<H: Handler> Worker<H> {
             let mut core = self.cx.core();
             let limit = core.settings.max_header_size + core.settings.package_max_length;
             let Some(c) = core.conn(key, fd) else { return };
-            c.inbuf.extend_from_slice(fresh);
+            append(&mut c.inbuf, fresh);
             if c.held.is_some() {
                 // Pipelined behind a held request: bounded, parsed once it is answered.
                 if c.inbuf.len() > limit {
@@ -196,8 +196,8 @@ impl Core {
                 return None;
             }
         };
-        let port = self.ports[listener];
-        let upgrade = port.websocket && http.is_websocket_upgrade();
+        let (port, websocket) = (self.ports[listener].port, self.ports[listener].websocket);
+        let upgrade = websocket && http.is_websocket_upgrade();
         let body_len = if upgrade { 0 } else { http.content_length };
         if body_len > max_body {
             log::info!("fd {fd}: request body of {body_len} bytes is too large, answering 413");
@@ -220,7 +220,7 @@ impl Core {
             .stream
             .peer_addr()
             .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
-        let mut request = Request::new(fd, remote, port.port, http);
+        let mut request = Request::new(fd, remote, port, http);
         request.body = body;
         request.listener = listener;
         Some((request, upgrade))

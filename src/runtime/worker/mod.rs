@@ -14,7 +14,8 @@
 //! Files, one job each: `boot` (start a worker), `event_loop`, `accept`, `read`, `output`,
 //! `http`, `upgrade`, `websocket`, `peers` (other workers), `housekeeping` (deadlines,
 //! heartbeat, pings, stats), `lifecycle` (batch end, reaping, stopping), `mailbox` (other
-//! threads), `context` (the public `Ctx`), `tokens`.
+//! threads), `context` (the public `Ctx`), `tokens`, `tls` (TLS connections' input and
+//! output).
 
 mod accept;
 mod boot;
@@ -29,6 +30,7 @@ mod mailbox;
 mod output;
 mod peers;
 mod read;
+mod tls;
 mod tokens;
 mod upgrade;
 mod websocket;
@@ -76,11 +78,13 @@ struct ListenerRt {
     registered: bool,
 }
 
-/// A listening port: number and whether WebSocket upgrades are served there.
-#[derive(Debug, Clone, Copy)]
+/// A listening port: number, whether WebSocket upgrades are served there, and its TLS
+/// configuration (`None`: plain TCP).
+#[derive(Debug, Clone)]
 struct PortRt {
     port: u16,
     websocket: bool,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
     /// Serves `GET /metrics` (answered by the runtime).
     metrics: bool,
 }
@@ -106,6 +110,11 @@ pub(crate) struct Core {
     listeners: Vec<ListenerRt>,
     ports: Vec<PortRt>,
     rbuf: Vec<u8>,
+    /// What TLS connections' input decrypts to (empty until a TLS connection reads).
+    tls_plain: Vec<u8>,
+    /// Where TLS connections' output is encrypted before it is written (empty until one
+    /// writes).
+    tls_scratch: Vec<u8>,
     dirty: Vec<usize>,
     dead: Vec<usize>,
     /// Connections whose input was not drained within their read budget.

@@ -4,13 +4,14 @@
 
 use std::io::{self, Write};
 
+use mio::net::TcpStream;
 use mio::{Interest, Token};
 
 use thin_vec::ThinVec;
 
 use super::{Core, LINGER_MS, POOL_KEEP, POOL_MAX};
 use crate::protocol::frame::WEBSOCKET_STATUS_CLOSING;
-use crate::runtime::conn::{Phase, OUT_MAX};
+use crate::runtime::conn::{append, Phase, OUT_MAX};
 use crate::runtime::handler::CloseReason;
 use crate::runtime::table::Fd;
 
@@ -62,7 +63,8 @@ impl Core {
             return false;
         }
         let mut written = 0;
-        if direct && c.pending_out() == 0 && !c.dirty {
+        // TLS output is encrypted when the queue is written (records of several frames).
+        if direct && c.pending_out() == 0 && !c.dirty && c.tls.is_none() {
             let iov = [io::IoSlice::new(head), io::IoSlice::new(body)];
             match (&c.stream).write_vectored(&iov) {
                 Ok(w) => written = w,
@@ -85,10 +87,10 @@ impl Core {
             c.outpos = 0;
         }
         if written < head.len() {
-            c.outbuf.extend_from_slice(&head[written..]);
-            c.outbuf.extend_from_slice(body);
+            append(&mut c.outbuf, &head[written..]);
+            append(&mut c.outbuf, body);
         } else {
-            c.outbuf.extend_from_slice(&body[written - head.len()..]);
+            append(&mut c.outbuf, &body[written - head.len()..]);
         }
         if !c.dirty {
             c.dirty = true;
@@ -119,17 +121,17 @@ impl Core {
         // A connection closing because its peer sent FIN still gets what was queued for it
         // (the peer may only have half-closed); it is closed at the end of the batch anyway.
         let dead = c.phase == Phase::Dead;
-        while (c.outpos as usize) < c.outbuf.len() {
-            match (&c.stream).write(&c.outbuf[c.outpos as usize..]) {
-                Ok(0) => break,
-                Ok(n) => c.outpos += n as u32,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    self.kill(key, CloseReason::Io);
-                    return;
-                }
+        let written = match c.tls.as_deref_mut() {
+            None => write_queue(&c.stream, &c.outbuf, &mut c.outpos),
+            Some(t) => {
+                let closing = c.phase == Phase::Draining;
+                let scratch = &mut self.tls_scratch;
+                super::tls::flush_tls(&c.stream, t, &c.outbuf, &mut c.outpos, scratch, closing)
             }
+        };
+        if written.is_err() {
+            self.kill(key, CloseReason::Io);
+            return;
         }
         if dead {
             return; // reaped at the end of the batch; no more bookkeeping
@@ -216,9 +218,14 @@ impl Core {
             self.table
                 .set_status(self.region, key, WEBSOCKET_STATUS_CLOSING);
         }
-        if c.pending_out() == 0 && !c.dirty {
+        if c.pending_out() == 0 && !c.dirty && c.tls.is_none() {
             self.linger(key);
         } else {
+            if !c.dirty {
+                // TLS: the flush sends our close_notify after what is queued.
+                c.dirty = true;
+                self.dirty.push(key);
+            }
             // Bound the wait for a client that does not read.
             self.push_deadline(now + LINGER_MS, key, fd);
         }
@@ -232,4 +239,18 @@ impl Core {
             self.deadlines.push(at, key);
         }
     }
+}
+
+/// Writes a plain connection's queue from `outpos` as far as the socket takes it.
+fn write_queue(mut stream: &TcpStream, outbuf: &[u8], outpos: &mut u32) -> io::Result<()> {
+    while (*outpos as usize) < outbuf.len() {
+        match stream.write(&outbuf[*outpos as usize..]) {
+            Ok(0) => break,
+            Ok(n) => *outpos += n as u32,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

@@ -55,8 +55,10 @@ impl<H: Handler> Worker<H> {
                 // Closing: input is read (so the peer's FIN is seen) and dropped.
                 core.rbuf = buf;
             } else {
+                let tls = c.tls.is_some();
                 drop(guard);
                 match phase {
+                    _ if tls => self.on_tls_input(key, fd, phase, &mut buf[..n]),
                     Phase::Http => self.on_http_input(key, fd, &buf[..n]),
                     _ => self.on_ws_input(key, fd, &mut buf[..n]),
                 }

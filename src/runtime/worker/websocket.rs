@@ -9,7 +9,7 @@ use crate::protocol::decoder::Event;
 use crate::protocol::frame::{
     encode_frame, encode_header, OpCode, FLAG_COMPRESS, FLAG_FIN, WEBSOCKET_STATUS_CLOSING,
 };
-use crate::runtime::conn::Phase;
+use crate::runtime::conn::{append, Phase};
 use crate::runtime::handler::{CloseReason, ConnId, Handler, Message};
 use crate::runtime::table::Fd;
 
@@ -131,7 +131,7 @@ impl Core {
                 held.drain(..pos);
                 c.inbuf = held;
             }
-            Input::Fresh(rest) => c.inbuf.extend_from_slice(&rest[pos.min(rest.len())..]),
+            Input::Fresh(rest) => append(&mut c.inbuf, &rest[pos.min(rest.len())..]),
         }
         if c.inbuf.is_empty() && c.inbuf.capacity() > 0 {
             c.inbuf = ThinVec::new();
@@ -164,7 +164,7 @@ impl<H: Handler> Worker<H> {
         };
         let use_held = !held.is_empty();
         if use_held {
-            held.extend_from_slice(fresh);
+            append(&mut held, fresh);
         }
         let input: &mut [u8] = if use_held { &mut held } else { fresh };
         let conn = ConnId {

@@ -138,7 +138,11 @@ pub fn run(o: &ConnectArgs, probe: Option<&ServerProbe>) -> i32 {
          hs_p50_us={:.1} hs_p99_us={:.1} errors={} server_cpu_us_per_handshake={cpu_per} server_cpu_pct={spct} server_rss_kb={rss} \
          server_rss_base_kb={rss_base} rss_per_conn_b={per_conn} pss_per_conn_b={pss_per_conn} client_cpu_pct={:.1}",
         o.conns,
-        if o.raw { "raw" } else { "ws" },
+        match (o.raw, target.tls_name.is_some()) {
+            (true, _) => "raw",
+            (false, true) => "wss",
+            (false, false) => "ws",
+        },
         est.ok,
         est.failed,
         q(0.5),

@@ -17,6 +17,7 @@ mod sio;
 mod sio_ack;
 mod sio_broadcast;
 mod sio_idle;
+mod tls;
 mod ws;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,9 @@ struct Cli {
     /// address has its own ~28k ephemeral ports towards one server address.
     #[arg(long, global = true)]
     bind_ip: Option<std::net::IpAddr>,
+    /// CA certificate(s) (PEM) to trust for `wss://` URLs.
+    #[arg(long, global = true, value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
     #[command(subcommand)]
     mode: Mode,
 }
@@ -245,6 +249,12 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 
 fn main() {
     let cli = Cli::parse();
+    if let Some(ca) = &cli.ca {
+        if let Err(e) = tls::set_ca(ca) {
+            eprintln!("loadtool: {e}");
+            std::process::exit(2);
+        }
+    }
     let limit = net::raise_nofile();
     if let Some(ip) = cli.bind_ip {
         net::set_bind_ip(ip);

@@ -89,6 +89,8 @@ pub enum State {
 
 pub struct Conn {
     pub sock: Option<TcpStream>,
+    /// `wss://`: the TLS session (the buffers hold plaintext either way).
+    pub tls: Option<Box<rustls::ClientConnection>>,
     pub state: State,
     /// Received bytes not yet consumed: `rbuf[..rlen]`.
     pub rbuf: Box<[u8]>,
@@ -117,6 +119,12 @@ impl Conn {
         let Some(sock) = self.sock.as_mut() else {
             return Err(ErrorKind::NotConnected.into());
         };
+        if let Some(tls) = self.tls.as_mut() {
+            crate::tls::flush(sock, tls, &self.wbuf[self.wpos..])?;
+            self.wbuf.clear();
+            self.wpos = 0;
+            return Ok(());
+        }
         while self.wpos < self.wbuf.len() {
             match sock.write(&self.wbuf[self.wpos..]) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
@@ -139,6 +147,9 @@ impl Conn {
         let space = self.rbuf.len() - self.rlen;
         if space == 0 {
             return Err(io::Error::other("read buffer full"));
+        }
+        if let Some(tls) = self.tls.as_mut() {
+            return crate::tls::read_once(sock, tls, &mut self.rbuf, &mut self.rlen);
         }
         loop {
             return match sock.read(&mut self.rbuf[self.rlen..]) {
@@ -281,6 +292,13 @@ pub fn establish(
     while res.ok + res.failed < n {
         while inflight < o.concurrency && started < n {
             started += 1;
+            let tls = match target.tls_name.as_deref().map(crate::tls::connect).transpose() {
+                Ok(t) => t,
+                Err(e) => {
+                    fail(&mut res, e);
+                    continue;
+                }
+            };
             match connect_to(target.addr) {
                 Ok(mut s) => {
                     let _ = s.set_nodelay(true);
@@ -295,6 +313,7 @@ pub fn establish(
                     }
                     conns.push(Conn {
                         sock: Some(s),
+                        tls,
                         state: State::Connecting,
                         rbuf: vec![0; o.rbuf].into_boxed_slice(),
                         rlen: 0,

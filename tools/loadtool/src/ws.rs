@@ -24,20 +24,25 @@ pub struct Target {
     pub host_header: String,
     /// Path and query, starting with '/'.
     pub path: String,
+    /// `wss://`: the host name the server's certificate must carry.
+    pub tls_name: Option<String>,
 }
 
-/// Parses `ws://host:port/path`, `http://…` or `tcp://host:port` (wss is not supported).
+/// Parses `ws://host:port/path`, `wss://…` (TLS, see `--ca`), `http://…` or
+/// `tcp://host:port`.
 pub fn parse_url(url: &str) -> Result<Target, String> {
-    let (rest, default_port) = if let Some(r) = url.strip_prefix("ws://") {
-        (r, 80)
+    let (rest, default_port, tls) = if let Some(r) = url.strip_prefix("ws://") {
+        (r, 80, false)
+    } else if let Some(r) = url.strip_prefix("wss://") {
+        (r, 443, true)
     } else if let Some(r) = url.strip_prefix("http://") {
-        (r, 80)
+        (r, 80, false)
     } else if let Some(r) = url.strip_prefix("tcp://") {
-        (r, 0)
-    } else if url.starts_with("wss://") || url.starts_with("https://") {
-        return Err(format!("{url}: TLS is not supported"));
+        (r, 0, false)
+    } else if url.starts_with("https://") {
+        return Err(format!("{url}: use wss:// for TLS"));
     } else {
-        (url, 80)
+        (url, 80, false)
     };
     let (hostport, path) = match rest.find(['/', '?']) {
         Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_string()),
@@ -57,10 +62,15 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
         .map_err(|e| format!("{url}: {e}"))?
         .next()
         .ok_or_else(|| format!("{url}: no address"))?;
+    let host = match hostport.rsplit_once(':') {
+        Some((h, p)) if p.parse::<u16>().is_ok() => h,
+        _ => hostport,
+    };
     Ok(Target {
         addr,
         host_header: hostport.to_string(),
         path,
+        tls_name: tls.then(|| host.trim_matches(['[', ']']).to_string()),
     })
 }
 
@@ -397,6 +407,11 @@ mod tests {
         assert_eq!(t.addr.port(), 9502);
         assert_eq!(t.path, "/chat?x=1");
         assert_eq!(t.host_header, "127.0.0.1:9502");
+        let t = parse_url("wss://127.0.0.1:9443/x").unwrap();
+        assert_eq!(t.tls_name.as_deref(), Some("127.0.0.1"));
+        assert_eq!((t.addr.port(), t.path.as_str()), (9443, "/x"));
+        assert_eq!(parse_url("wss://localhost/").unwrap().tls_name.as_deref(), Some("localhost"));
+        assert!(parse_url("ws://127.0.0.1:1/").unwrap().tls_name.is_none());
         let t = parse_url("127.0.0.1:7").unwrap();
         assert_eq!(t.path, "/");
     }
