@@ -565,6 +565,7 @@ pub fn run(o: ClientOpts) -> i32 {
     let conns = (0..n)
         .map(|_| Conn {
             sock: None,
+            tls: None,
             state: State::Closed,
             rbuf: vec![0; 512].into_boxed_slice(),
             rlen: 0,
