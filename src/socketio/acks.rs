@@ -49,6 +49,19 @@ pub(crate) enum Gathered<T> {
 /// What gets a collector's result.
 pub(crate) type Done<T> = Box<dyn FnOnce(&Io<'_>, Result<Vec<T>, Partial<T>>)>;
 
+/// What a relay (an operation run on behalf of another node) hears as answers come in.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) enum Step<'a, T> {
+    /// Every party has reported: this many answers are due in all.
+    Counted(usize),
+    /// One answer.
+    Item(&'a T),
+}
+
+/// Hears a collector's progress. It runs while the collectors are borrowed: it must not
+/// touch them (a cluster adapter only publishes from it).
+pub(crate) type Relay<T> = Box<dyn FnMut(Step<'_, T>)>;
+
 /// Answers of one request.
 pub(crate) struct Collector<T> {
     parties_left: usize,
@@ -56,6 +69,8 @@ pub(crate) struct Collector<T> {
     received: Vec<T>,
     done: Option<Done<T>>,
     pub timer: Option<TimerId>,
+    /// Told of every count and answer as it arrives (see [`Step`]).
+    pub relay: Option<Relay<T>>,
 }
 
 impl<T> Collector<T> {
@@ -66,16 +81,32 @@ impl<T> Collector<T> {
             received: Vec::new(),
             done: Some(done),
             timer: None,
+            relay: None,
         }
+    }
+
+    /// Answers due in all (those received and those still expected).
+    pub fn expected(&self) -> usize {
+        self.received.len() + self.answers_left
     }
 
     pub fn add(&mut self, g: Gathered<T>) {
         match g {
             Gathered::Count(n) => {
+                let was = self.parties_left;
                 self.parties_left = self.parties_left.saturating_sub(1);
                 self.answers_left += n as usize;
+                if was == 1 {
+                    let total = self.expected();
+                    if let Some(r) = self.relay.as_mut() {
+                        r(Step::Counted(total));
+                    }
+                }
             }
             Gathered::Item(t) => {
+                if let Some(r) = self.relay.as_mut() {
+                    r(Step::Item(&t));
+                }
                 self.received.push(t);
                 self.answers_left = self.answers_left.saturating_sub(1);
             }

@@ -31,6 +31,8 @@ pub(crate) const LOCAL: u8 = 1;
 pub(crate) const VOLATILE: u8 = 2;
 /// `compress(false)`.
 pub(crate) const NO_COMPRESS: u8 = 4;
+/// This node only: the other workers, no other node (`Operator::this_node`).
+pub(crate) const THIS_NODE: u8 = 8;
 
 /// An encoded packet: the text packet (`2["name",…]` with placeholders) and its blobs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,302 @@
+//! [`WsCluster`]: the plain WebSocket layer across nodes — a broadcast to every client of
+//! every node, and a push or disconnect to a connection of any node by its [`NodeFd`].
+//!
+//! Channels (under the same key prefix as the Socket.IO adapter): `<key>-ws#all#` for
+//! broadcasts, `<key>-ws#node#<id>#` for what is addressed to node `<id>`. Payloads are
+//! MessagePack maps `{uid, t, …}`; a node ignores its own.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use rmpv::Value as Mp;
+
+use super::config::{ConfigError, RedisConfig};
+use super::link::Link;
+use super::mpack::{self, map};
+use super::node_fd::NodeFd;
+use super::presence::Presence;
+use super::publisher::Publisher;
+use super::subscriber::{self, Received, Topics};
+use crate::protocol::frame::{OpCode, FLAG_FIN};
+use crate::runtime::table::Fd;
+use crate::server::Server;
+
+/// What another node asks this one to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WsEvent {
+    /// Send to every established WebSocket connection of the node.
+    Broadcast {
+        /// The payload.
+        data: Vec<u8>,
+        /// `Text` or `Binary`.
+        opcode: OpCode,
+    },
+    /// Push to one connection of the node.
+    Push {
+        /// Its fd.
+        fd: Fd,
+        /// The payload.
+        data: Vec<u8>,
+        /// `Text` or `Binary`.
+        opcode: OpCode,
+    },
+    /// Close one connection of the node with a close frame.
+    Disconnect {
+        /// Its fd.
+        fd: Fd,
+        /// The close code.
+        code: u16,
+        /// The reason.
+        reason: String,
+    },
+}
+
+/// The plain WebSocket layer's link to the other nodes. `Clone + Send + Sync`: build it in
+/// `main`, start it in `on_worker_start` ([`start_server`](WsCluster::start_server)), use
+/// it from callbacks and threads.
+///
+/// ```no_run
+/// use prefork_ws::cluster::redis::{RedisConfig, WsCluster};
+/// use prefork_ws::{OpCode, Server};
+/// let cluster = WsCluster::new(RedisConfig::new("redis://127.0.0.1:6379")).expect("config");
+/// let mut server = Server::new("0.0.0.0", 9502);
+/// let c = cluster.clone();
+/// server.on_worker_start(move |srv, _| c.start_server(srv));
+/// let c = cluster.clone();
+/// server.on_open(move |srv, req| {
+///     srv.push_text(req.fd, &format!("you are {}", c.id_of(req.fd)));
+/// });
+/// server.on_message(move |srv, frame| {
+///     cluster.broadcast(srv, frame.data, OpCode::Text);
+/// });
+/// server.start().expect("server");
+/// ```
+#[derive(Clone)]
+pub struct WsCluster {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    cfg: RedisConfig,
+    client: ::redis::Client,
+    /// This worker process's publisher (set in `on_worker_start`).
+    publisher: OnceLock<Publisher>,
+    stop: Arc<AtomicBool>,
+}
+
+impl WsCluster {
+    /// A cluster link for `cfg` (checked; connections start with the workers).
+    pub fn new(cfg: RedisConfig) -> Result<WsCluster, ConfigError> {
+        cfg.validate()?;
+        let client =
+            ::redis::Client::open(cfg.url.as_str()).map_err(|source| ConfigError::Url {
+                url: cfg.url.clone(),
+                source,
+            })?;
+        Ok(WsCluster {
+            shared: Arc::new(Shared {
+                cfg,
+                client,
+                publisher: OnceLock::new(),
+                stop: Arc::new(AtomicBool::new(false)),
+            }),
+        })
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> &str {
+        &self.shared.cfg.node_id
+    }
+
+    /// The cluster-wide id of this node's connection `fd`.
+    pub fn id_of(&self, fd: Fd) -> NodeFd {
+        NodeFd {
+            node: self.node_id().to_string(),
+            fd,
+        }
+    }
+
+    fn all_channel(&self) -> String {
+        format!("{}-ws#all#", self.shared.cfg.key)
+    }
+
+    fn node_channel(&self, node: &str) -> String {
+        format!("{}-ws#node#{node}#", self.shared.cfg.key)
+    }
+
+    fn link(&self, role: String) -> Link {
+        let s = &self.shared;
+        Link::new(s.client.clone(), role, &s.cfg.url)
+    }
+
+    /// Starts worker `worker`'s connections (once per worker process); on worker 0 also the
+    /// node's subscription, whose events `deliver` carries out on the subscriber's thread.
+    pub fn start_worker(&self, worker: usize, deliver: impl Fn(WsEvent) + Send + 'static) {
+        let s = &self.shared;
+        let presence = Arc::new(Presence::new(&s.cfg, worker));
+        let role = format!("publisher (worker {worker})");
+        match Publisher::spawn(self.link(role), presence, s.cfg.publish_queue) {
+            Ok((p, _thread)) => {
+                let _ = s.publisher.set(p);
+            }
+            Err(e) => log::error!("redis: cannot start the publisher thread: {e}"),
+        }
+        if worker != 0 {
+            return;
+        }
+        let topics = Topics {
+            channels: vec![self.all_channel(), self.node_channel(self.node_id())],
+            patterns: Vec::new(),
+        };
+        let uid = self.node_id().to_string();
+        let link = self.link("subscriber".into());
+        let r = subscriber::spawn(link, topics, s.stop.clone(), move |r: Received<'_>| {
+            if let Some(ev) = read_event(&uid, r.payload) {
+                deliver(ev);
+            }
+        });
+        if let Err(e) = r {
+            log::error!("redis: cannot start the subscriber thread: {e}");
+        }
+    }
+
+    /// [`start_worker`](WsCluster::start_worker) for a Swoole-style server: other nodes'
+    /// broadcasts, pushes and disconnects are carried out through its [`ServerHandle`](crate::ServerHandle).
+    pub fn start_server(&self, server: &Server) {
+        let (Some(worker), Some(handle)) = (server.worker_id(), server.handle()) else {
+            return;
+        };
+        self.start_worker(worker, move |ev| {
+            let ok = match ev {
+                WsEvent::Broadcast { data, opcode } => handle.broadcast(data, opcode),
+                WsEvent::Push { fd, data, opcode } => handle.push(fd, data, opcode, FLAG_FIN),
+                WsEvent::Disconnect { fd, code, reason } => handle.disconnect(fd, code, &reason),
+            };
+            if !ok {
+                log::warn!("redis subscriber: worker 0's queue is full; an event was dropped");
+            }
+        });
+    }
+
+    /// Stops this worker's subscription (call it in `on_worker_stop`).
+    pub fn stop_worker(&self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        if let Some(p) = self.shared.publisher.get() {
+            p.stop();
+        }
+    }
+
+    fn publish(&self, channel: String, body: Mp) -> bool {
+        match self.shared.publisher.get() {
+            Some(p) => p.publish(channel, mpack::encode(&body)),
+            None => false,
+        }
+    }
+
+    /// Sends `data` to every client of every other node (`false`: not queued — the
+    /// worker's link is not started or its queue is full).
+    pub fn broadcast_remote(&self, data: &[u8], opcode: OpCode) -> bool {
+        let body = map(vec![
+            ("uid", Mp::from(self.node_id())),
+            ("t", Mp::from("b")),
+            ("op", Mp::from(opcode.as_u8())),
+            ("data", Mp::Binary(data.to_vec())),
+        ]);
+        self.publish(self.all_channel(), body)
+    }
+
+    /// Sends `data` to every client of every node: this node's through `server`, the
+    /// others' through Redis. Returns whether the other nodes' part was queued.
+    pub fn broadcast(&self, server: &Server, data: impl AsRef<[u8]>, opcode: OpCode) -> bool {
+        server.broadcast(data.as_ref(), opcode);
+        self.broadcast_remote(data.as_ref(), opcode)
+    }
+
+    /// Pushes to a connection of another node (`false` for this node's own: use the local
+    /// push, or [`push`](WsCluster::push)). `true` means queued for that node.
+    pub fn push_remote(&self, to: &NodeFd, data: &[u8], opcode: OpCode) -> bool {
+        if to.node == self.node_id() {
+            return false;
+        }
+        let body = map(vec![
+            ("uid", Mp::from(self.node_id())),
+            ("t", Mp::from("p")),
+            ("fd", Mp::from(to.fd)),
+            ("op", Mp::from(opcode.as_u8())),
+            ("data", Mp::Binary(data.to_vec())),
+        ]);
+        self.publish(self.node_channel(&to.node), body)
+    }
+
+    /// Pushes to a connection of any node: this node's at once through `server` (the
+    /// answer is the truth), another's through Redis (queued).
+    pub fn push(
+        &self,
+        server: &Server,
+        to: &NodeFd,
+        data: impl AsRef<[u8]>,
+        opcode: OpCode,
+    ) -> bool {
+        if to.node == self.node_id() {
+            return server.push(to.fd, data.as_ref(), opcode, FLAG_FIN);
+        }
+        self.push_remote(to, data.as_ref(), opcode)
+    }
+
+    /// Closes a connection of another node with a close frame (`false` for this node's own).
+    pub fn disconnect_remote(&self, to: &NodeFd, code: u16, reason: &str) -> bool {
+        if to.node == self.node_id() {
+            return false;
+        }
+        let body = map(vec![
+            ("uid", Mp::from(self.node_id())),
+            ("t", Mp::from("d")),
+            ("fd", Mp::from(to.fd)),
+            ("code", Mp::from(code)),
+            ("reason", Mp::from(reason)),
+        ]);
+        self.publish(self.node_channel(&to.node), body)
+    }
+
+    /// Closes a connection of any node (this node's through `server`).
+    pub fn disconnect(&self, server: &Server, to: &NodeFd, code: u16, reason: &str) -> bool {
+        if to.node == self.node_id() {
+            return server.disconnect(to.fd, code, reason);
+        }
+        self.disconnect_remote(to, code, reason)
+    }
+}
+
+/// Reads another node's event (`None`: ours, or not one).
+fn read_event(uid: &str, payload: &[u8]) -> Option<WsEvent> {
+    let v = mpack::decode(payload)?;
+    if mpack::get_str(&v, "uid")? == uid {
+        return None;
+    }
+    let data = || match mpack::get(&v, "data") {
+        Some(Mp::Binary(b)) => Some(b.clone()),
+        _ => None,
+    };
+    let opcode = || match mpack::get_u64(&v, "op")? {
+        1 => Some(OpCode::Text),
+        2 => Some(OpCode::Binary),
+        _ => None,
+    };
+    Some(match mpack::get_str(&v, "t")? {
+        "b" => WsEvent::Broadcast {
+            data: data()?,
+            opcode: opcode()?,
+        },
+        "p" => WsEvent::Push {
+            fd: mpack::get_u64(&v, "fd")?,
+            data: data()?,
+            opcode: opcode()?,
+        },
+        "d" => WsEvent::Disconnect {
+            fd: mpack::get_u64(&v, "fd")?,
+            code: u16::try_from(mpack::get_u64(&v, "code")?).ok()?,
+            reason: mpack::get_str(&v, "reason")?.to_string(),
+        },
+        _ => return None,
+    })
+}
