@@ -23,6 +23,9 @@ struct Cli {
     max_payload: usize,
     #[arg(long)]
     recovery: bool,
+    #[cfg(feature = "redis")]
+    #[command(flatten)]
+    redis: cli::RedisArgs,
 }
 
 fn main() {
@@ -70,6 +73,19 @@ fn main() {
         r.write(format!("ok {n}"));
         r
     });
+    #[cfg(feature = "redis")]
+    if let Some(config) = a.redis.config() {
+        println!("node {} joins {}", config.node_id, config.url);
+        match prefork_ws::cluster::redis::RedisAdapter::new(config) {
+            Ok(adapter) => {
+                io.adapter(adapter);
+            }
+            Err(e) => {
+                eprintln!("sio_testbed: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
     let spec = ServeSpec {
         listeners: vec![ListenSpec {
             host: a.common.host.clone(),
@@ -142,6 +158,26 @@ fn node_wide(ns: &mut prefork_ws::socketio::Namespace) {
             sids.sort();
             ack.send(io, json!(sids));
         });
+    })
+    .on_with_ack("fetch_detail", |s, args, ack| {
+        let ms = args
+            .get(1)
+            .and_then(|v| v.to_json().as_u64())
+            .unwrap_or(1000);
+        s.in_(&args.text(0))
+            .timeout(ms)
+            .fetch_sockets(move |io, r| {
+                let (complete, missing, got) = match r {
+                    Ok(v) => (true, 0, v),
+                    Err(p) => (false, p.missing_parties, p.received),
+                };
+                let mut sids: Vec<String> = got.into_iter().map(|i| i.sid).collect();
+                sids.sort();
+                ack.send(
+                    io,
+                    json!({ "complete": complete, "missing": missing, "sids": sids }),
+                );
+            });
     })
     .on_with_ack("bcast_ack", |s, args, ack| {
         let ms = args
