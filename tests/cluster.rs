@@ -315,14 +315,15 @@ fn a_node_that_does_not_answer_gives_a_partial_result_not_an_error() {
     let mut b1 = Sio::connect(b.port(), None);
     a1.call("join", json!(["r"]));
     b1.call("join", json!(["r"]));
-    let all = json!([{ "complete": true, "missing": 0, "sids": sorted(vec![a1.sid(), b1.sid()]) }]);
+    let sids = sorted(vec![a1.sid(), b1.sid()]);
+    let all = json!([{ "complete": true, "missing": 0, "nodes": [], "sids": sids }]);
     assert_eq!(a1.call("fetch_detail", json!(["r", 1000])), all);
     // SAFETY: kill(2) on the process group of a server this test started.
     unsafe { libc::kill(-b.pid(), libc::SIGSTOP) };
     let r = a1.call("fetch_detail", json!(["r", 500]));
     // SAFETY: as above.
     unsafe { libc::kill(-b.pid(), libc::SIGCONT) };
-    let partial = json!([{ "complete": false, "missing": 1, "sids": [a1.sid()] }]);
+    let partial = json!([{ "complete": false, "missing": 1, "nodes": ["pb"], "sids": [a1.sid()] }]);
     assert_eq!(r, partial);
 }
 
@@ -399,4 +400,41 @@ fn clients_behind_nginx_with_seed_001_get_every_broadcast_once() {
     for ws in &mut clients {
         quiet(ws, 150);
     }
+}
+
+#[test]
+fn a_replaced_worker_0_subscribes_again() {
+    let redis = Redis::start();
+    let a = node("sio_testbed", &redis, "wa");
+    let b = node("sio_testbed", &redis, "wb");
+    wait_presence(&redis, &["wa", "wb"]);
+    let before = b.worker_pids();
+    for pid in &before {
+        // SAFETY: kill(2) on a worker of a server this test started.
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    b.wait_workers_replaced(&before, 2);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while b
+        .stderr_text()
+        .matches("redis subscriber: subscribed")
+        .count()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no new subscription: {}",
+            b.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut a1 = Sio::connect(a.port(), None);
+    let (mut b1, mut b2) = on_two_workers(b.port());
+    for s in [&mut b1, &mut b2] {
+        s.call("join", json!(["r"]));
+    }
+    a1.call("to", json!(["r", "after-replacement"]));
+    assert_eq!(b1.event("msg"), json!(["after-replacement"]));
+    assert_eq!(b2.event("msg"), json!(["after-replacement"]));
+    assert!(!b1.gets_event_within("msg", 300), "delivered twice");
 }

@@ -30,6 +30,10 @@ pub struct Partial<T> {
     pub missing_parties: usize,
     /// Answers still expected from the parties that did report.
     pub missing_answers: usize,
+    /// The other nodes (by id) that did not answer in time, where a cluster adapter knows
+    /// them (Rust nodes keep presence keys; a Node.js node that did not answer counts in
+    /// `missing_parties` only). Empty within one node.
+    pub missing_nodes: Vec<String>,
 }
 
 /// The result of a broadcast with an acknowledgement: one `Args` per client.
@@ -42,6 +46,8 @@ pub type FetchResult = Result<Vec<SocketInfo>, Partial<SocketInfo>>;
 pub(crate) enum Gathered<T> {
     /// A party reports how many answers it will send.
     Count(u32),
+    /// Another node reports how many answers it will send.
+    NodeCount(u32, String),
     /// One answer (a party's whole list counts as its `Count` of 1).
     Item(T),
 }
@@ -71,6 +77,10 @@ pub(crate) struct Collector<T> {
     pub timer: Option<TimerId>,
     /// Told of every count and answer as it arrives (see [`Step`]).
     pub relay: Option<Relay<T>>,
+    /// The other nodes that have answered.
+    answered: Vec<String>,
+    /// The other nodes that had not answered at the timeout.
+    missing_nodes: Vec<String>,
 }
 
 impl<T> Collector<T> {
@@ -82,7 +92,18 @@ impl<T> Collector<T> {
             done: Some(done),
             timer: None,
             relay: None,
+            answered: Vec::new(),
+            missing_nodes: Vec::new(),
         }
+    }
+
+    /// The timeout passed: of `others` (the live nodes besides this one), those that have
+    /// not answered are missing.
+    pub fn timed_out(&mut self, others: Vec<String>) {
+        self.missing_nodes = others
+            .into_iter()
+            .filter(|n| !self.answered.contains(n))
+            .collect();
     }
 
     /// Answers due in all (those received and those still expected).
@@ -92,6 +113,10 @@ impl<T> Collector<T> {
 
     pub fn add(&mut self, g: Gathered<T>) {
         match g {
+            Gathered::NodeCount(n, node) => {
+                self.answered.push(node);
+                self.add(Gathered::Count(n));
+            }
             Gathered::Count(n) => {
                 let was = self.parties_left;
                 self.parties_left = self.parties_left.saturating_sub(1);
@@ -127,6 +152,7 @@ impl<T> Collector<T> {
                 received: std::mem::take(&mut self.received),
                 missing_parties: self.parties_left,
                 missing_answers: self.answers_left,
+                missing_nodes: std::mem::take(&mut self.missing_nodes),
             })
         };
         Some(move |io: &Io<'_>| done(io, result))

@@ -43,6 +43,13 @@ pub trait Adapter: 'static {
         ""
     }
 
+    /// The other live nodes by id, as far as the adapter knows them (a timed-out request's
+    /// [`Partial::missing_nodes`](super::Partial::missing_nodes) names those that did not
+    /// answer).
+    fn other_nodes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The worker started (a cluster adapter starts its connections here: they live in the
     /// worker's process).
     fn start(&self, io: &Io<'_>) {

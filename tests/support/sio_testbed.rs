@@ -167,15 +167,15 @@ fn node_wide(ns: &mut prefork_ws::socketio::Namespace) {
         s.in_(&args.text(0))
             .timeout(ms)
             .fetch_sockets(move |io, r| {
-                let (complete, missing, got) = match r {
-                    Ok(v) => (true, 0, v),
-                    Err(p) => (false, p.missing_parties, p.received),
+                let (complete, missing, nodes, got) = match r {
+                    Ok(v) => (true, 0, Vec::new(), v),
+                    Err(p) => (false, p.missing_parties, p.missing_nodes, p.received),
                 };
                 let mut sids: Vec<String> = got.into_iter().map(|i| i.sid).collect();
                 sids.sort();
                 ack.send(
                     io,
-                    json!({ "complete": complete, "missing": missing, "sids": sids }),
+                    json!({ "complete": complete, "missing": missing, "nodes": nodes, "sids": sids }),
                 );
             });
     })

@@ -160,6 +160,13 @@ impl Adapter for RedisAdapter {
         }
     }
 
+    fn other_nodes(&self) -> Vec<String> {
+        self.side
+            .get()
+            .map(|s| s.presence.other_ids())
+            .unwrap_or_default()
+    }
+
     fn reply(&self, cx: &SioCtx, to: &Origin, msg: &[u8]) -> bool {
         // Answers to other nodes are published by the relays; origins are local.
         cx.send_to_worker(to.worker as usize, SOCKETIO_CHANNEL, msg)

@@ -55,7 +55,7 @@ pub(crate) fn execute(io: &Io<'_>, action: Action, ans: &Answerer) {
             let ans = ans.clone();
             sio.relay_broadcast_ack(io, target, message, wait, move |step| {
                 let body = match step {
-                    Step::Counted(n) => count_body(&request_id, n),
+                    Step::Counted(n) => count_body(&request_id, &ans.uid, n),
                     Step::Item(args) => {
                         let first = args.0.first().map_or(Mp::Nil, mpack::to_mp);
                         ack_body(&request_id, first)
@@ -79,11 +79,12 @@ pub(crate) fn execute(io: &Io<'_>, action: Action, ans: &Answerer) {
     }
 }
 
-fn count_body(request_id: &str, n: usize) -> Mp {
+fn count_body(request_id: &str, uid: &str, n: usize) -> Mp {
     map(vec![
         ("type", Mp::from(wire::BROADCAST_CLIENT_COUNT)),
         ("requestId", Mp::from(request_id)),
         ("clientCount", Mp::from(n as u64)),
+        ("uid", Mp::from(uid)),
     ])
 }
 

@@ -174,10 +174,13 @@ fn server_event(nsp: &str, v: &Mp) -> Option<ClusterMsg> {
 
 fn interpret_response(uid: &str, nsp: &str, v: &Mp) -> Option<Action> {
     let (worker, req) = wire::parse_request_id(mpack::get_str(v, "requestId")?, uid)?;
+    // Our nodes name themselves in answers (`uid`); Node's do not.
+    let node = mpack::get_str(v, "uid").unwrap_or("?").to_string();
     let msg = match mpack::get_u64(v, "type") {
         Some(wire::BROADCAST_CLIENT_COUNT) => ClusterMsg::AckCount {
             req,
             count: u32::try_from(mpack::get_u64(v, "clientCount")?).ok()?,
+            node,
         },
         Some(wire::BROADCAST_ACK) => ClusterMsg::AckReply {
             req,
@@ -186,6 +189,7 @@ fn interpret_response(uid: &str, nsp: &str, v: &Mp) -> Option<Action> {
         _ => ClusterMsg::FetchReply {
             req,
             sockets: sockets(nsp, mpack::get(v, "sockets")?.as_array()?),
+            node,
         },
     };
     Some(Action::Answer(worker as usize, msg.encode()))

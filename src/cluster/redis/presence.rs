@@ -8,6 +8,7 @@
 //! counts is the number of live nodes.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use ::redis::{Connection, RedisResult};
@@ -25,6 +26,11 @@ pub(crate) struct Presence {
     ttl_ms: u64,
     interval: Duration,
     live: AtomicUsize,
+    /// The other nodes with a presence key, by id.
+    others: Mutex<Vec<String>>,
+    /// The presence key of node `""`: the prefix of every node's key.
+    prefix: String,
+    own_id: String,
 }
 
 impl Presence {
@@ -38,6 +44,9 @@ impl Presence {
             ttl_ms: cfg.presence_ttl_ms,
             interval: cfg.heartbeat(),
             live: AtomicUsize::new(1),
+            others: Mutex::new(Vec::new()),
+            prefix: cfg.presence_key(""),
+            own_id: cfg.node_id.clone(),
         }
     }
 
@@ -56,6 +65,11 @@ impl Presence {
         self.live.load(Ordering::Relaxed).saturating_sub(1)
     }
 
+    /// The other nodes with a presence key, as of the last heartbeat.
+    pub fn other_ids(&self) -> Vec<String> {
+        self.others.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
     /// One heartbeat: worker 0 refreshes the key; every worker recounts.
     pub fn beat(&self, conn: &mut Connection) -> RedisResult<()> {
         if self.worker == 0 {
@@ -66,7 +80,17 @@ impl Presence {
                 .arg(self.ttl_ms)
                 .query::<()>(conn)?;
         }
-        let keys = count_keys(conn, &self.pattern)?;
+        let keys = scan_keys(conn, &self.pattern)?;
+        let ids: Vec<String> = keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(&self.prefix))
+            .filter(|id| *id != self.own_id)
+            .map(str::to_string)
+            .collect();
+        let keys = keys.len();
+        if let Ok(mut v) = self.others.lock() {
+            *v = ids;
+        }
         let (_, subs): (String, usize) = ::redis::cmd("PUBSUB")
             .arg("NUMSUB")
             .arg(&self.request_channel)
@@ -86,9 +110,9 @@ impl Presence {
 }
 
 /// Keys matching `pattern` (SCAN, so Redis is never blocked).
-fn count_keys(conn: &mut Connection, pattern: &str) -> RedisResult<usize> {
+fn scan_keys(conn: &mut Connection, pattern: &str) -> RedisResult<Vec<String>> {
     let mut cursor = 0u64;
-    let mut n = 0;
+    let mut all = Vec::new();
     loop {
         let (next, keys): (u64, Vec<String>) = ::redis::cmd("SCAN")
             .arg(cursor)
@@ -97,9 +121,9 @@ fn count_keys(conn: &mut Connection, pattern: &str) -> RedisResult<usize> {
             .arg("COUNT")
             .arg(1000)
             .query(conn)?;
-        n += keys.len();
+        all.extend(keys);
         if next == 0 {
-            return Ok(n);
+            return Ok(all);
         }
         cursor = next;
     }

@@ -178,6 +178,53 @@ impl WsCluster {
         });
     }
 
+    /// [`start_worker`](WsCluster::start_worker) for the Hyperf-style layer (call it from
+    /// [`App::on_worker_start`](crate::hyperf::App::on_worker_start)): other nodes' pushes
+    /// and disconnects go through the worker's [`Sender`](crate::hyperf::Sender);
+    /// broadcasts go to every connection of the node.
+    #[cfg(feature = "hyperf")]
+    pub fn start_sender(&self, sender: crate::hyperf::Sender, worker: usize) {
+        self.start_worker(worker, move |ev| match ev {
+            WsEvent::Push { fd, data, opcode } => {
+                match opcode {
+                    OpCode::Binary => sender.push_binary(fd, data),
+                    _ => sender.push(fd, data),
+                };
+            }
+            WsEvent::Disconnect { fd, code, reason } => {
+                sender.disconnect(fd, code, &reason);
+            }
+            WsEvent::Broadcast { data, opcode } => {
+                sender.broadcast(data, opcode);
+            }
+        });
+    }
+
+    /// A Hyperf [`Sender`](crate::hyperf::Sender) push to a connection of any node: this
+    /// node's through `sender` (its answer), another's through Redis (queued).
+    #[cfg(feature = "hyperf")]
+    pub fn sender_push(&self, sender: &crate::hyperf::Sender, to: &NodeFd, data: &[u8]) -> bool {
+        if to.node == self.node_id() {
+            return sender.push(to.fd, data);
+        }
+        self.push_remote(to, data, OpCode::Text)
+    }
+
+    /// A Hyperf [`Sender`](crate::hyperf::Sender) disconnect of a connection of any node.
+    #[cfg(feature = "hyperf")]
+    pub fn sender_disconnect(
+        &self,
+        sender: &crate::hyperf::Sender,
+        to: &NodeFd,
+        code: u16,
+        reason: &str,
+    ) -> bool {
+        if to.node == self.node_id() {
+            return sender.disconnect(to.fd, code, reason);
+        }
+        self.disconnect_remote(to, code, reason)
+    }
+
     /// Stops this worker's subscription (call it in `on_worker_stop`).
     pub fn stop_worker(&self) {
         self.shared.stop.store(true, Ordering::Relaxed);
