@@ -6,7 +6,9 @@
 //! MessagePack maps `{uid, t, …}`; a node ignores its own.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rmpv::Value as Mp;
 
@@ -81,6 +83,7 @@ struct Shared {
     client: ::redis::Client,
     /// This worker process's publisher (set in `on_worker_start`).
     publisher: OnceLock<Publisher>,
+    publisher_thread: Mutex<Option<JoinHandle<()>>>,
     stop: Arc<AtomicBool>,
 }
 
@@ -98,6 +101,7 @@ impl WsCluster {
                 cfg,
                 client,
                 publisher: OnceLock::new(),
+                publisher_thread: Mutex::new(None),
                 stop: Arc::new(AtomicBool::new(false)),
             }),
         })
@@ -136,8 +140,11 @@ impl WsCluster {
         let presence = Arc::new(Presence::new(&s.cfg, worker));
         let role = format!("publisher (worker {worker})");
         match Publisher::spawn(self.link(role), presence, s.cfg.publish_queue) {
-            Ok((p, _thread)) => {
+            Ok((p, thread)) => {
                 let _ = s.publisher.set(p);
+                if let Ok(mut t) = s.publisher_thread.lock() {
+                    *t = Some(thread);
+                }
             }
             Err(e) => log::error!("redis: cannot start the publisher thread: {e}"),
         }
@@ -225,11 +232,20 @@ impl WsCluster {
         self.disconnect_remote(to, code, reason)
     }
 
-    /// Stops this worker's subscription (call it in `on_worker_stop`).
+    /// Stops this worker's subscription (call it in `on_worker_stop`); on worker 0 the
+    /// node's presence key is removed (waited for up to 500 ms).
     pub fn stop_worker(&self) {
-        self.shared.stop.store(true, Ordering::Relaxed);
-        if let Some(p) = self.shared.publisher.get() {
+        let s = &self.shared;
+        s.stop.store(true, Ordering::Relaxed);
+        if let Some(p) = s.publisher.get() {
             p.stop();
+        }
+        let thread = s.publisher_thread.lock().ok().and_then(|mut t| t.take());
+        if let Some(t) = thread {
+            let deadline = Instant::now() + Duration::from_millis(500);
+            while !t.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
         }
     }
 
