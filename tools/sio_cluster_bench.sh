@@ -31,6 +31,7 @@ if [ ! -d tests/cluster/node_modules/socket.io-client ]; then
     (cd tests/cluster && npm ci --no-audit --no-fund --silent)
 fi
 BIN=target/release/examples/sio_testbed
+export NODE_PATH="$MAIN/tests/cluster/node_modules"
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill -9 "-$p" 2>/dev/null || kill -9 "$p" 2>/dev/null || true; done; }
 trap cleanup EXIT
