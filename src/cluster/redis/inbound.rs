@@ -219,3 +219,86 @@ fn sockets(nsp: &str, items: &[Mp]) -> Vec<SocketInfo> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster::redis::mpack::map;
+
+    fn received<'a>(channel: &'a str, payload: &'a [u8]) -> Received<'a> {
+        Received {
+            channel,
+            pattern: true,
+            payload,
+        }
+    }
+
+    /// What a Node node publishes for `socket.to("r").emit("ev", 1)`.
+    fn node_broadcast(uid: &str) -> Vec<u8> {
+        let packet = map(vec![
+            ("type", Mp::from(2)),
+            ("data", Mp::Array(vec![Mp::from("ev"), Mp::from(1)])),
+            ("nsp", Mp::from("/")),
+        ]);
+        let opts = map(vec![
+            ("rooms", mpack::strings(&["r"])),
+            ("except", mpack::strings(&["sid1"])),
+            ("flags", map(vec![])),
+        ]);
+        mpack::encode(&Mp::Array(vec![Mp::from(uid), packet, opts]))
+    }
+
+    #[test]
+    fn another_nodes_broadcast_is_applied_and_our_own_is_not() {
+        let bytes = node_broadcast("Xy12ab");
+        let a = interpret("socket.io", "me", &received("socket.io#/#r#", &bytes));
+        let Some(Action::Apply(b)) = a else {
+            panic!("not applied: {a:?}");
+        };
+        let Some(ClusterMsg::Broadcast { target, packet, .. }) = ClusterMsg::decode(&b) else {
+            panic!("not a broadcast");
+        };
+        assert_eq!(target.rooms, vec![Rc::from("r")]);
+        assert_eq!(target.except, vec![Rc::from("sid1")]);
+        assert_eq!(packet.text, "2[\"ev\",1]");
+        let own = node_broadcast("me");
+        assert!(interpret("socket.io", "me", &received("socket.io#/#r#", &own)).is_none());
+        let plain = Received {
+            pattern: false,
+            ..received("socket.io#/#r#", &bytes)
+        };
+        assert!(interpret("socket.io", "me", &plain).is_none());
+    }
+
+    #[test]
+    fn answers_reach_the_worker_that_asked() {
+        let count = mpack::encode(&map(vec![
+            ("type", Mp::from(wire::BROADCAST_CLIENT_COUNT)),
+            ("requestId", Mp::from("me.1.7")),
+            ("clientCount", Mp::from(3)),
+        ]));
+        let a = interpret(
+            "socket.io",
+            "me",
+            &received("socket.io-response#/#", &count),
+        );
+        let Some(Action::Answer(1, b)) = a else {
+            panic!("not an answer for worker 1: {a:?}");
+        };
+        let m = ClusterMsg::decode(&b);
+        assert!(matches!(
+            m,
+            Some(ClusterMsg::AckCount {
+                req: 7,
+                count: 3,
+                ..
+            })
+        ));
+        // Node's JSON form of a fetchSockets answer, for another node: ignored.
+        let other = br#"{"requestId":"Ab12cd","sockets":[]}"#;
+        assert!(interpret("socket.io", "me", &received("socket.io-response#/#", other)).is_none());
+        let ours = br#"{"requestId":"me.0.2","sockets":[{"id":"s","rooms":["s","r"]}]}"#;
+        let a = interpret("socket.io", "me", &received("socket.io-response#/#", ours));
+        assert!(matches!(a, Some(Action::Answer(0, _))));
+    }
+}

@@ -8,7 +8,7 @@ use rmpv::Value as Mp;
 
 use super::mpack::{self, map};
 use super::wire::{self, opts_to_mp};
-use crate::socketio::cluster::{ClusterMsg, Target, LOCAL, THIS_NODE};
+use crate::socketio::cluster::{ClusterMsg, Encoded, Target, LOCAL, THIS_NODE};
 
 /// A PUBLISH to make.
 #[derive(Debug, PartialEq)]
@@ -27,39 +27,37 @@ fn selection(t: &Target) -> Mp {
     opts_to_mp(&names(&t.rooms), &names(&t.except), t.flags, None)
 }
 
+/// A request from node `uid` on the request channel of `nsp`.
+fn request(key: &str, uid: &str, nsp: &str, fields: Vec<(&str, Mp)>, answered: bool) -> Outbound {
+    let mut all = vec![("uid", Mp::from(uid))];
+    all.extend(fields);
+    Outbound {
+        channel: wire::request_channel(key, nsp),
+        payload: mpack::encode(&map(all)),
+        answered,
+    }
+}
+
+/// Whether a target stays on this node.
+fn node_only(t: &Target) -> bool {
+    t.flags & (LOCAL | THIS_NODE) != 0
+}
+
 /// The publication of `msg` from node `uid` under key prefix `key`; `None` for what stays
 /// on the node.
 pub(crate) fn outbound(key: &str, uid: &str, msg: &ClusterMsg) -> Option<Outbound> {
-    let request = |nsp: &str, fields: Vec<(&str, Mp)>, answered: bool| {
-        let mut all = vec![("uid", Mp::from(uid))];
-        all.extend(fields);
-        Some(Outbound {
-            channel: wire::request_channel(key, nsp),
-            payload: mpack::encode(&map(all)),
-            answered,
-        })
-    };
-    let node_only = |t: &Target| t.flags & (LOCAL | THIS_NODE) != 0;
     match msg {
-        ClusterMsg::Broadcast { target, .. } if node_only(target) => None,
+        ClusterMsg::Broadcast { target, .. } | ClusterMsg::Fetch { target, .. }
+            if node_only(target) =>
+        {
+            None
+        }
         ClusterMsg::Broadcast {
             target,
             packet,
             ack: None,
             ..
-        } => {
-            let room = (target.rooms.len() == 1).then(|| &*target.rooms[0]);
-            let body = Mp::Array(vec![
-                Mp::from(uid),
-                wire::packet_to_mp(packet)?,
-                selection(target),
-            ]);
-            Some(Outbound {
-                channel: wire::broadcast_channel(key, &target.nsp, room),
-                payload: mpack::encode(&body),
-                answered: false,
-            })
-        }
+        } => broadcast(key, uid, target, packet),
         ClusterMsg::Broadcast {
             target,
             packet,
@@ -67,24 +65,9 @@ pub(crate) fn outbound(key: &str, uid: &str, msg: &ClusterMsg) -> Option<Outboun
             ack_timeout,
             ..
         } => {
-            let opts = opts_to_mp(
-                &names(&target.rooms),
-                &names(&target.except),
-                target.flags,
-                Some(*ack_timeout),
-            );
-            let fields = vec![
-                (
-                    "requestId",
-                    Mp::from(wire::request_id(uid, origin.worker, *req)),
-                ),
-                ("type", Mp::from(wire::BROADCAST)),
-                ("packet", wire::packet_to_mp(packet)?),
-                ("opts", opts),
-            ];
-            request(&target.nsp, fields, true)
+            let id = wire::request_id(uid, origin.worker, *req);
+            broadcast_with_acks(key, uid, target, packet, id, *ack_timeout)
         }
-        ClusterMsg::Fetch { target, .. } if node_only(target) => None,
         ClusterMsg::Fetch {
             origin,
             req,
@@ -98,33 +81,21 @@ pub(crate) fn outbound(key: &str, uid: &str, msg: &ClusterMsg) -> Option<Outboun
                 ("type", Mp::from(wire::REMOTE_FETCH)),
                 ("opts", selection(target)),
             ];
-            request(&target.nsp, fields, true)
+            Some(request(key, uid, &target.nsp, fields, true))
         }
-        ClusterMsg::Join { target, rooms } | ClusterMsg::Leave { target, rooms } => {
-            if node_only(target) {
-                return None;
-            }
-            let kind = match msg {
-                ClusterMsg::Join { .. } => wire::REMOTE_JOIN,
-                _ => wire::REMOTE_LEAVE,
-            };
-            let fields = vec![
-                ("type", Mp::from(kind)),
-                ("opts", selection(target)),
-                ("rooms", mpack::strings(&names(rooms))),
-            ];
-            request(&target.nsp, fields, false)
+        ClusterMsg::Join { target, rooms } => {
+            membership(key, uid, wire::REMOTE_JOIN, target, rooms)
         }
-        ClusterMsg::Disconnect { target, close } => {
-            if node_only(target) {
-                return None;
-            }
+        ClusterMsg::Leave { target, rooms } => {
+            membership(key, uid, wire::REMOTE_LEAVE, target, rooms)
+        }
+        ClusterMsg::Disconnect { target, close } if !node_only(target) => {
             let fields = vec![
                 ("type", Mp::from(wire::REMOTE_DISCONNECT)),
                 ("opts", selection(target)),
                 ("close", Mp::Boolean(*close)),
             ];
-            request(&target.nsp, fields, false)
+            Some(request(key, uid, &target.nsp, fields, false))
         }
         ClusterMsg::ServerEvent { nsp, args, .. } => {
             let data = wire::decode_encoded(args)?.data?;
@@ -132,12 +103,166 @@ pub(crate) fn outbound(key: &str, uid: &str, msg: &ClusterMsg) -> Option<Outboun
                 ("type", Mp::from(wire::SERVER_SIDE_EMIT)),
                 ("data", mpack::to_mp(&data)),
             ];
-            request(nsp, fields, false)
+            // Not waited for; counted so that `server_side_emit` tells how many receive it.
+            Some(request(key, uid, nsp, fields, true))
         }
-        ClusterMsg::AckCount { .. }
+        ClusterMsg::Disconnect { .. }
+        | ClusterMsg::AckCount { .. }
         | ClusterMsg::AckReply { .. }
         | ClusterMsg::FetchReply { .. }
         | ClusterMsg::Restore { .. }
         | ClusterMsg::Restored { .. } => None,
+    }
+}
+
+/// `[uid, packet, opts]` on the namespace's channel (the room's, for exactly one room).
+fn broadcast(key: &str, uid: &str, target: &Target, packet: &Encoded) -> Option<Outbound> {
+    let room = (target.rooms.len() == 1).then(|| &*target.rooms[0]);
+    let body = Mp::Array(vec![
+        Mp::from(uid),
+        wire::packet_to_mp(packet)?,
+        selection(target),
+    ]);
+    Some(Outbound {
+        channel: wire::broadcast_channel(key, &target.nsp, room),
+        payload: mpack::encode(&body),
+        answered: false,
+    })
+}
+
+/// A `BROADCAST` request: every node answers with its client count, then each ack.
+fn broadcast_with_acks(
+    key: &str,
+    uid: &str,
+    target: &Target,
+    packet: &Encoded,
+    request_id: String,
+    timeout: u64,
+) -> Option<Outbound> {
+    let opts = opts_to_mp(
+        &names(&target.rooms),
+        &names(&target.except),
+        target.flags,
+        Some(timeout),
+    );
+    let fields = vec![
+        ("requestId", Mp::from(request_id)),
+        ("type", Mp::from(wire::BROADCAST)),
+        ("packet", wire::packet_to_mp(packet)?),
+        ("opts", opts),
+    ];
+    Some(request(key, uid, &target.nsp, fields, true))
+}
+
+/// `socketsJoin` / `socketsLeave`.
+fn membership(
+    key: &str,
+    uid: &str,
+    kind: u64,
+    target: &Target,
+    rooms: &[Rc<str>],
+) -> Option<Outbound> {
+    if node_only(target) {
+        return None;
+    }
+    let fields = vec![
+        ("type", Mp::from(kind)),
+        ("opts", selection(target)),
+        ("rooms", mpack::strings(&names(rooms))),
+    ];
+    Some(request(key, uid, &target.nsp, fields, false))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::socketio::binary::{Message, Value};
+    use crate::socketio::cluster::Origin;
+    use crate::socketio::packet::PacketKind;
+    use crate::socketio::relay::encoded;
+
+    fn event(nsp: &str) -> Encoded {
+        encoded(Message {
+            kind: PacketKind::Event,
+            nsp: nsp.into(),
+            id: None,
+            data: Some(Value::Array(vec![
+                Value::String("ev".into()),
+                Value::String("x".into()),
+            ])),
+        })
+    }
+
+    fn target(rooms: &[&str], flags: u8) -> Target {
+        Target {
+            nsp: "/".into(),
+            rooms: rooms.iter().map(|r| Rc::from(*r)).collect(),
+            except: vec!["s1".into()],
+            flags,
+        }
+    }
+
+    fn broadcast_msg(t: Target, ack: Option<(Origin, u64)>) -> ClusterMsg {
+        ClusterMsg::Broadcast {
+            target: t,
+            packet: event("/"),
+            ack,
+            ack_timeout: 700,
+            offset: None,
+        }
+    }
+
+    #[test]
+    fn a_one_room_broadcast_is_nodes_array_on_the_room_channel() {
+        let out = outbound("socket.io", "n1", &broadcast_msg(target(&["r"], 0), None));
+        let out = out.expect("published");
+        assert_eq!(out.channel, "socket.io#/#r#");
+        assert!(!out.answered);
+        let v = mpack::decode(&out.payload).unwrap_or(Mp::Nil);
+        let parts = v.as_array().cloned().unwrap_or_default();
+        assert_eq!(parts[0].as_str(), Some("n1"));
+        assert_eq!(mpack::get_u64(&parts[1], "type"), Some(2));
+        assert_eq!(mpack::get_str(&parts[1], "nsp"), Some("/"));
+        assert_eq!(mpack::rooms(mpack::get(&parts[2], "rooms")), vec!["r"]);
+        assert_eq!(mpack::rooms(mpack::get(&parts[2], "except")), vec!["s1"]);
+        let two = outbound(
+            "socket.io",
+            "n1",
+            &broadcast_msg(target(&["a", "b"], 0), None),
+        );
+        assert_eq!(two.map(|o| o.channel).as_deref(), Some("socket.io#/#"));
+    }
+
+    #[test]
+    fn what_stays_on_the_node_is_not_published() {
+        for flags in [LOCAL, THIS_NODE] {
+            assert_eq!(
+                outbound("k", "n", &broadcast_msg(target(&[], flags), None)),
+                None
+            );
+        }
+        let reply = ClusterMsg::AckCount {
+            req: 1,
+            count: 2,
+            node: String::new(),
+        };
+        assert_eq!(outbound("k", "n", &reply), None);
+    }
+
+    #[test]
+    fn a_broadcast_with_acks_is_a_request_naming_the_worker() {
+        let origin = Origin {
+            node: String::new(),
+            worker: 1,
+        };
+        let m = broadcast_msg(target(&["r"], 0), Some((origin, 9)));
+        let out = outbound("socket.io", "n1", &m).expect("published");
+        assert_eq!(out.channel, "socket.io-request#/#");
+        assert!(out.answered);
+        let v = mpack::decode(&out.payload).unwrap_or(Mp::Nil);
+        assert_eq!(mpack::get_u64(&v, "type"), Some(wire::BROADCAST));
+        assert_eq!(mpack::get_str(&v, "requestId"), Some("n1.1.9"));
+        let opts = wire::opts_from_mp(mpack::get(&v, "opts"));
+        assert_eq!(opts.timeout, Some(700));
     }
 }

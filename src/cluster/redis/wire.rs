@@ -184,7 +184,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn channels_are_nodes() {
+    fn channel_names_are_those_of_nodes_adapter() {
         assert_eq!(broadcast_channel("socket.io", "/", None), "socket.io#/#");
         assert_eq!(
             broadcast_channel("socket.io", "/chat", Some("r1")),
