@@ -346,6 +346,14 @@ fn a_nodejs_socketio_node_shares_a_room_both_ways() {
     assert_eq!(n1.event("msg"), json!(["from-rust"]));
     n1.call("to", json!(["r", "from-node"]));
     assert_eq!(a1.event("msg"), json!(["from-node"]));
+    // Binary attachments cross both ways (MessagePack `bin` on the wire).
+    let placeholder = r#"451-["bin",{"_placeholder":true,"num":0}]"#;
+    a1.call("to_bin", json!(["r", "rs"]));
+    assert_eq!(n1.wait(|f| f.starts_with("451-")), placeholder);
+    assert_eq!(n1.frame(), "<bin:7273>");
+    n1.call("to_bin", json!(["r", "js"]));
+    assert_eq!(a1.wait(|f| f.starts_with("451-")), placeholder);
+    assert_eq!(a1.frame(), "<bin:6a73>");
 
     assert_eq!(asker_a.call("fetch", json!(["r"])), sids);
     assert_eq!(asker_n.call("fetch", json!(["r"])), sids);
@@ -437,4 +445,37 @@ fn a_replaced_worker_0_subscribes_again() {
     assert_eq!(b1.event("msg"), json!(["after-replacement"]));
     assert_eq!(b2.event("msg"), json!(["after-replacement"]));
     assert!(!b1.gets_event_within("msg", 300), "delivered twice");
+}
+
+#[test]
+fn the_hyperf_sender_pushes_to_and_closes_a_connection_of_another_node() {
+    let redis = Redis::start();
+    let hyperf = |id: &str| {
+        let url = redis.url();
+        let args = ["--workers", "2", "--http-port", "0", "--jwt-secret", "s"];
+        let cluster = ["--redis", &url, "--node-id", id, "--presence-ttl", TTL];
+        let all: Vec<&str> = args.iter().chain(cluster.iter()).copied().collect();
+        let p = start_logged_with("hyperf_app", &all, 2);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !p.stderr_text().contains("redis subscriber: subscribed") {
+            assert!(Instant::now() < deadline, "{id} did not subscribe");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        p
+    };
+    let a = hyperf("ha");
+    let b = hyperf("hb");
+    let mut ws = ws_connect(b.ports[0], "/");
+    assert_eq!(recv_text(&mut ws), "Opened");
+    let list = get(b.ports[1], "/server/connections");
+    let body = list.split("\r\n\r\n").nth(1).unwrap_or("[]");
+    let conns: Vec<Value> = serde_json::from_str(body).expect("connections json");
+    let id = conns[0]["id"].as_str().expect("a cluster id").to_string();
+    assert!(id.starts_with("hb:"), "{id}");
+    let r = get(a.ports[1], &format!("/server/send?fd={id}"));
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert_eq!(recv_text(&mut ws), "Hello World.");
+    let r = get(a.ports[1], &format!("/server/close?fd={id}"));
+    assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    assert_eq!(recv_close(&mut ws).map(|c| c.0), Some(1000));
 }

@@ -28,6 +28,10 @@ async function main() {
     socket.on("whoami", (cb) => cb("node"));
     socket.on("join", (room, cb) => { socket.join(room); cb(null); });
     socket.on("to", (room, msg, cb) => { socket.to(room).emit("msg", msg); cb?.(null); });
+    socket.on("to_bin", (room, text, cb) => {
+      socket.to(room).emit("bin", Buffer.from(text));
+      cb?.(null);
+    });
     socket.on("fetch", async (room, cb) => {
       try {
         const sockets = await io.in(room).fetchSockets();

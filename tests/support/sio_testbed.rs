@@ -115,6 +115,9 @@ fn root(io: &mut SocketIo) {
         .on("to", |s, args| {
             s.to(&args.text(0)).emit("msg", args.text(1));
         })
+        .on("to_bin", |s, args| {
+            s.to(&args.text(0)).emit("bin", args.text(1).into_bytes());
+        })
         .on("in", |s, args| {
             s.in_(&args.text(0)).emit("msg", args.text(1));
         })
