@@ -24,8 +24,13 @@ const TTL: &str = "1500";
 
 /// A node of `example` in `redis` named `id`, once its subscription is up.
 fn node(example: &str, redis: &Redis, id: &str) -> ServerProc {
+    node_with(example, redis, id, &[])
+}
+
+/// Like `node`, with more flags.
+fn node_with(example: &str, redis: &Redis, id: &str, extra: &[&str]) -> ServerProc {
     let url = redis.url();
-    let args = [
+    let mut args = vec![
         "--workers",
         "2",
         "--redis",
@@ -35,6 +40,7 @@ fn node(example: &str, redis: &Redis, id: &str) -> ServerProc {
         "--presence-ttl",
         TTL,
     ];
+    args.extend_from_slice(extra);
     let p = start_logged(example, &args);
     let deadline = Instant::now() + Duration::from_secs(10);
     while !p.stderr_text().contains("redis subscriber: subscribed") {
@@ -478,4 +484,43 @@ fn the_hyperf_sender_pushes_to_and_closes_a_connection_of_another_node() {
     let r = get(a.ports[1], &format!("/server/close?fd={id}"));
     assert!(r.starts_with("HTTP/1.1 200"), "{r}");
     assert_eq!(recv_close(&mut ws).map(|c| c.0), Some(1000));
+}
+
+#[test]
+fn a_session_is_recovered_on_another_node_with_the_packets_it_missed() {
+    let redis = Redis::start();
+    let a = node_with("sio_testbed", &redis, "ca", &["--recovery"]);
+    let b = node_with("sio_testbed", &redis, "cb", &["--recovery"]);
+    wait_presence(&redis, &["ca", "cb"]);
+    let mut sender = Sio::connect(a.port(), None);
+    let mut gone = Sio::connect(b.port(), None);
+    let pid = gone.connect["pid"].as_str().expect("a pid").to_string();
+    assert!(pid.starts_with("cb."), "the pid names the node: {pid}");
+    let sid = gone.sid();
+    gone.call("join", json!(["rec"]));
+    sender.call("in", json!(["rec", "seen"]));
+    let seen = gone.event("msg");
+    let offset = seen[1].as_str().expect("an offset").to_string();
+    assert!(
+        offset.starts_with("ca."),
+        "the offset names the node: {offset}"
+    );
+    drop(gone); // vanishes: "transport close" is recoverable
+    std::thread::sleep(Duration::from_millis(200));
+    sender.call("in", json!(["rec", "missed"]));
+    std::thread::sleep(Duration::from_millis(100));
+    // The client comes back through the other node.
+    let mut back = Sio::open(a.port(), 4);
+    back.send(&format!("40{}", json!({ "pid": pid, "offset": offset })));
+    let c = back.wait(|f| f.starts_with("40"));
+    let v: Value = serde_json::from_str(&c[2..]).expect("CONNECT json");
+    assert_eq!(v["sid"], json!(sid), "the same sid");
+    assert_eq!(v["pid"], json!(pid));
+    assert_eq!(back.event("msg")[0], json!("missed"));
+    back.connect = v;
+    assert_eq!(back.call("rooms", json!([]))[0], json!([sid, "rec"]));
+    // Its room now reaches it on node A, from node B too.
+    let mut from_b = Sio::connect(b.port(), None);
+    from_b.call("in", json!(["rec", "again"]));
+    assert_eq!(back.event("msg")[0], json!("again"));
 }

@@ -71,7 +71,9 @@ pub(crate) type Relay<T> = Box<dyn FnMut(Step<'_, T>)>;
 /// Answers of one request.
 pub(crate) struct Collector<T> {
     parties_left: usize,
-    answers_left: usize,
+    /// Answers announced minus answers received: an answer may come before its party's
+    /// count (a relaying node streams each one as it comes), so this may dip below zero.
+    answers_left: i64,
     received: Vec<T>,
     done: Option<Done<T>>,
     pub timer: Option<TimerId>,
@@ -87,7 +89,7 @@ impl<T> Collector<T> {
     pub fn new(parties: usize, local_answers: usize, done: Done<T>) -> Self {
         Collector {
             parties_left: parties,
-            answers_left: local_answers,
+            answers_left: local_answers as i64,
             received: Vec::new(),
             done: Some(done),
             timer: None,
@@ -108,7 +110,7 @@ impl<T> Collector<T> {
 
     /// Answers due in all (those received and those still expected).
     pub fn expected(&self) -> usize {
-        self.received.len() + self.answers_left
+        (self.received.len() as i64 + self.answers_left).max(0) as usize
     }
 
     pub fn add(&mut self, g: Gathered<T>) {
@@ -120,7 +122,7 @@ impl<T> Collector<T> {
             Gathered::Count(n) => {
                 let was = self.parties_left;
                 self.parties_left = self.parties_left.saturating_sub(1);
-                self.answers_left += n as usize;
+                self.answers_left += i64::from(n);
                 if was == 1 {
                     let total = self.expected();
                     if let Some(r) = self.relay.as_mut() {
@@ -133,7 +135,7 @@ impl<T> Collector<T> {
                     r(Step::Item(&t));
                 }
                 self.received.push(t);
-                self.answers_left = self.answers_left.saturating_sub(1);
+                self.answers_left -= 1;
             }
         }
     }
@@ -151,7 +153,7 @@ impl<T> Collector<T> {
             Err(Partial {
                 received: std::mem::take(&mut self.received),
                 missing_parties: self.parties_left,
-                missing_answers: self.answers_left,
+                missing_answers: self.answers_left.max(0) as usize,
                 missing_nodes: std::mem::take(&mut self.missing_nodes),
             })
         };
@@ -193,5 +195,16 @@ mod tests {
         c.add(Gathered::Item(7));
         assert!(!c.complete());
         assert_eq!((c.parties_left, c.answers_left), (1, 2));
+    }
+
+    #[test]
+    fn an_answer_may_come_before_its_partys_count() {
+        let mut c: Collector<u32> = Collector::new(1, 0, noop());
+        c.add(Gathered::Item(1));
+        assert!(!c.complete());
+        c.add(Gathered::Count(2));
+        assert!(!c.complete());
+        c.add(Gathered::Item(2));
+        assert!(c.complete());
     }
 }

@@ -43,6 +43,13 @@ pub trait Adapter: 'static {
         ""
     }
 
+    /// Sends `msg` (a recovery request) to worker `worker` of node `node`; `false` when the
+    /// adapter reaches no other node.
+    fn send_to_node(&self, cx: &SioCtx, node: &str, worker: usize, msg: &[u8]) -> bool {
+        let _ = (cx, node, worker, msg);
+        false
+    }
+
     /// The other live nodes by id, as far as the adapter knows them (a timed-out request's
     /// [`Partial::missing_nodes`](super::Partial::missing_nodes) names those that did not
     /// answer).

@@ -264,7 +264,7 @@ impl<'a> Operator<'a> {
         } else {
             0
         };
-        let mut collector = Collector::new(parties, 0, Box::new(done));
+        let mut collector = Collector::new(parties, local.len(), Box::new(done));
         for s in local {
             collector.add(Gathered::Item(s));
         }

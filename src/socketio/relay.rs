@@ -10,6 +10,7 @@ use super::binary::Message;
 use super::cluster::{ClusterMsg, Encoded, SocketInfo, Target};
 use super::deliver::deliver_local;
 use super::io::Io;
+use super::recovery::Session;
 use super::server::SocketIo;
 
 /// An encoded packet of a [`Message`].
@@ -67,6 +68,46 @@ impl SocketIo {
         self.start_ack_collector(io, req, c, wait);
     }
 
+    /// Takes the kept session `pid` from worker `worker` of this node for another node
+    /// (`done` gets `None` when it is unknown, expired, or the worker does not answer).
+    pub(crate) fn relay_restore(
+        &self,
+        io: &Io<'_>,
+        worker: usize,
+        pid: String,
+        offset: Option<String>,
+        done: impl FnOnce(Option<Session>) + 'static,
+    ) {
+        if worker == io.cx().worker_id() {
+            done(self.take_session(io, &pid, offset.as_deref()));
+            return;
+        }
+        let req = self.new_id(io);
+        let msg = ClusterMsg::Restore {
+            origin: io.origin(),
+            req,
+            pid,
+            offset,
+        };
+        if !io
+            .cx()
+            .send_to_worker(worker, SOCKETIO_CHANNEL, &msg.encode())
+        {
+            done(None);
+            return;
+        }
+        self.recovery
+            .borrow_mut()
+            .relays
+            .insert(req, Box::new(done));
+        io.after(1000, move |io| {
+            let relay = io.sio().recovery.borrow_mut().relays.remove(&req);
+            if let Some(f) = relay {
+                f(None);
+            }
+        });
+    }
+
     /// The node's sockets `target` selects (what answered within `wait` ms).
     pub(crate) fn relay_fetch(
         &self,
@@ -86,7 +127,7 @@ impl SocketIo {
         let done = move |io: &Io<'_>, r: Result<Vec<SocketInfo>, super::Partial<SocketInfo>>| {
             done(io, r.unwrap_or_else(|p| p.received))
         };
-        let mut c = Collector::new(peers, 0, Box::new(done));
+        let mut c = Collector::new(peers, local.len(), Box::new(done));
         for s in local {
             c.add(Gathered::Item(s));
         }

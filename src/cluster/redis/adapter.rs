@@ -160,6 +160,23 @@ impl Adapter for RedisAdapter {
         }
     }
 
+    fn node(&self) -> &str {
+        &self.cfg.node_id
+    }
+
+    fn send_to_node(&self, _cx: &SioCtx, node: &str, worker: usize, msg: &[u8]) -> bool {
+        let Some(side) = self.side.get() else {
+            return false;
+        };
+        let restore = ClusterMsg::decode(msg).and_then(|m| {
+            super::outbound::restore(&self.cfg.key, &self.cfg.node_id, node, worker, &m)
+        });
+        match restore {
+            Some(out) => side.publisher.publish(out.channel, out.payload),
+            None => false,
+        }
+    }
+
     fn other_nodes(&self) -> Vec<String> {
         self.side
             .get()

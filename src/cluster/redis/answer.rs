@@ -64,6 +64,24 @@ pub(crate) fn execute(io: &Io<'_>, action: Action, ans: &Answerer) {
                 ans.publish(&nsp, body);
             });
         }
+        Action::Restore {
+            request_id,
+            worker,
+            pid,
+            offset,
+        } => {
+            let ans = ans.clone();
+            sio.relay_restore(io, worker, pid, offset, move |session| {
+                let session = rmp_serde::to_vec(&session).unwrap_or_default();
+                let body = map(vec![
+                    ("type", Mp::from(wire::RESTORED)),
+                    ("requestId", Mp::from(request_id.as_str())),
+                    ("uid", Mp::from(ans.uid.as_str())),
+                    ("session", Mp::Binary(session)),
+                ]);
+                ans.publish("/", body);
+            });
+        }
         Action::Fetch {
             request_id,
             nsp,

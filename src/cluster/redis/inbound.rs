@@ -29,6 +29,13 @@ pub(crate) enum Action {
         sel: Selection,
         message: Message,
     },
+    /// A recovery session another node asks of worker `worker` here.
+    Restore {
+        request_id: String,
+        worker: usize,
+        pid: String,
+        offset: Option<String>,
+    },
     /// Sockets to list for another node (`sids`: the legacy `SOCKETS` answer).
     Fetch {
         request_id: String,
@@ -80,7 +87,7 @@ fn interpret_broadcast(uid: &str, v: &Mp) -> Option<Action> {
         packet: encoded(message),
         ack: None,
         ack_timeout: 0,
-        offset: None,
+        offset: sel.offset,
     };
     Some(Action::Apply(msg.encode()))
 }
@@ -141,6 +148,13 @@ fn interpret_request(uid: &str, nsp: &str, v: &Mp) -> Option<Action> {
                 sids: kind == wire::SOCKETS,
             })
         }
+        wire::RESTORE if mpack::get_str(v, "node") == Some(uid) => Some(Action::Restore {
+            request_id: request_id()?,
+            worker: mpack::get_u64(v, "worker")? as usize,
+            pid: mpack::get_str(v, "pid")?.to_string(),
+            offset: mpack::get_str(v, "offset").map(str::to_string),
+        }),
+        wire::RESTORE => None,
         wire::ALL_ROOMS => {
             log::debug!("redis: allRooms requests are not served");
             None
@@ -181,6 +195,13 @@ fn interpret_response(uid: &str, nsp: &str, v: &Mp) -> Option<Action> {
             req,
             count: u32::try_from(mpack::get_u64(v, "clientCount")?).ok()?,
             node,
+        },
+        Some(wire::RESTORED) => ClusterMsg::Restored {
+            req,
+            session: match mpack::get(v, "session") {
+                Some(Mp::Binary(b)) => rmp_serde::from_slice(b).ok()?,
+                _ => None,
+            },
         },
         Some(wire::BROADCAST_ACK) => ClusterMsg::AckReply {
             req,

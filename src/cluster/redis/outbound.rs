@@ -56,8 +56,9 @@ pub(crate) fn outbound(key: &str, uid: &str, msg: &ClusterMsg) -> Option<Outboun
             target,
             packet,
             ack: None,
+            offset,
             ..
-        } => broadcast(key, uid, target, packet),
+        } => broadcast(key, uid, target, packet, offset.as_deref()),
         ClusterMsg::Broadcast {
             target,
             packet,
@@ -115,14 +116,21 @@ pub(crate) fn outbound(key: &str, uid: &str, msg: &ClusterMsg) -> Option<Outboun
     }
 }
 
-/// `[uid, packet, opts]` on the namespace's channel (the room's, for exactly one room).
-fn broadcast(key: &str, uid: &str, target: &Target, packet: &Encoded) -> Option<Outbound> {
+/// `[uid, packet, opts]` on the namespace's channel (the room's, for exactly one room);
+/// a recovery offset rides in `opts.offset`.
+fn broadcast(
+    key: &str,
+    uid: &str,
+    target: &Target,
+    packet: &Encoded,
+    offset: Option<&str>,
+) -> Option<Outbound> {
     let room = (target.rooms.len() == 1).then(|| &*target.rooms[0]);
-    let body = Mp::Array(vec![
-        Mp::from(uid),
-        wire::packet_to_mp(packet)?,
-        selection(target),
-    ]);
+    let mut opts = selection(target);
+    if let (Some(o), Mp::Map(m)) = (offset, &mut opts) {
+        m.push((Mp::from("offset"), Mp::from(o)));
+    }
+    let body = Mp::Array(vec![Mp::from(uid), wire::packet_to_mp(packet)?, opts]);
     Some(Outbound {
         channel: wire::broadcast_channel(key, &target.nsp, room),
         payload: mpack::encode(&body),
@@ -152,6 +160,39 @@ fn broadcast_with_acks(
         ("opts", opts),
     ];
     Some(request(key, uid, &target.nsp, fields, true))
+}
+
+/// A `RESTORE` request for worker `worker` of node `node` (only that node answers).
+pub(crate) fn restore(
+    key: &str,
+    uid: &str,
+    node: &str,
+    worker: usize,
+    msg: &ClusterMsg,
+) -> Option<Outbound> {
+    let ClusterMsg::Restore {
+        origin,
+        req,
+        pid,
+        offset,
+    } = msg
+    else {
+        return None;
+    };
+    let mut fields = vec![
+        ("type", Mp::from(wire::RESTORE)),
+        (
+            "requestId",
+            Mp::from(wire::request_id(uid, origin.worker, *req)),
+        ),
+        ("node", Mp::from(node)),
+        ("worker", Mp::from(worker as u64)),
+        ("pid", Mp::from(pid.as_str())),
+    ];
+    if let Some(o) = offset {
+        fields.push(("offset", Mp::from(o.as_str())));
+    }
+    Some(request(key, uid, "/", fields, true))
 }
 
 /// `socketsJoin` / `socketsLeave`.

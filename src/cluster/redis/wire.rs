@@ -37,6 +37,12 @@ pub(crate) const BROADCAST: u64 = 7;
 pub(crate) const BROADCAST_CLIENT_COUNT: u64 = 8;
 /// One client's acknowledgement of a BROADCAST.
 pub(crate) const BROADCAST_ACK: u64 = 9;
+/// Ours (Node's adapter ignores unknown types): a recovery session asked of one node,
+/// `{uid, type, requestId, node, worker, pid, offset?}`.
+pub(crate) const RESTORE: u64 = 100;
+/// Ours: the answer to `RESTORE`, `{type, requestId, uid, session}` (`session`: the
+/// MessagePack of an optional [`Session`](crate::socketio::recovery::Session), as `bin`).
+pub(crate) const RESTORED: u64 = 101;
 
 /// `<key>#<nsp>#` or, for one room, `<key>#<nsp>#<room>#`.
 pub(crate) fn broadcast_channel(key: &str, nsp: &str, room: Option<&str>) -> String {
@@ -137,6 +143,8 @@ pub(crate) struct Selection {
     pub flags: u8,
     /// `flags.timeout`, if any.
     pub timeout: Option<u64>,
+    /// The recovery offset of a broadcast (ours, `opts.offset`; only with recovery on).
+    pub offset: Option<String>,
 }
 
 /// Reads `{rooms, except, flags}`.
@@ -162,6 +170,7 @@ pub(crate) fn opts_from_mp(v: Option<&Mp>) -> Selection {
         except: mpack::rooms(mpack::get(v, "except")),
         flags: bits,
         timeout: flags.and_then(|f| mpack::get_u64(f, "timeout")),
+        offset: mpack::get_str(v, "offset").map(str::to_string),
     }
 }
 
