@@ -524,3 +524,85 @@ fn a_session_is_recovered_on_another_node_with_the_packets_it_missed() {
     from_b.call("in", json!(["rec", "again"]));
     assert_eq!(back.event("msg")[0], json!("again"));
 }
+
+#[test]
+fn a_rolling_reload_of_a_node_neither_loses_nor_repeats_an_emit_from_another_node() {
+    let redis = Redis::start();
+    let a = node("sio_testbed", &redis, "la");
+    let b = node("sio_testbed", &redis, "lb");
+    wait_presence(&redis, &["la", "lb"]);
+    let (x, y) = on_two_workers(b.port());
+    let (mut x, mut y) = (x, y);
+    // The client on worker 1 sees worker 0 (the node's subscriber) being replaced.
+    let mut on1 = if x.worker() == 1 {
+        x
+    } else {
+        std::mem::swap(&mut x, &mut y);
+        x
+    };
+    on1.call("join", json!(["rl"]));
+    let port = a.port();
+    let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let counter = sent.clone();
+    let emitter = std::thread::spawn(move || {
+        let mut s = Sio::connect(port, None);
+        for seq in 0..300u64 {
+            s.call("to", json!(["rl", seq.to_string()]));
+            counter.store(seq, std::sync::atomic::Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let at_signal = sent.load(std::sync::atomic::Ordering::Relaxed);
+    b.signal(libc::SIGUSR1);
+    let mut seen: Vec<u64> = Vec::new();
+    let _ = on1
+        .ws
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(3)));
+    // Until worker 1's own turn closes this client (1001), or the emits end.
+    while let Ok(m) = on1.ws.read() {
+        if let tungstenite::Message::Text(t) = m {
+            if let Some(v) = t
+                .strip_prefix("42")
+                .and_then(|j| serde_json::from_str::<Value>(j).ok())
+            {
+                if let Some(n) = v[1].as_str().and_then(|n| n.parse().ok()) {
+                    seen.push(n);
+                }
+            }
+            if t.as_str() == "2" {
+                on1.send("3");
+            }
+        }
+    }
+    let _ = emitter.join();
+    assert!(
+        b.stderr_text()
+            .matches("redis subscriber: subscribed")
+            .count()
+            >= 2,
+        "no new subscriber"
+    );
+    let (first, last) = (seen[0], seen[seen.len() - 1]);
+    let mut unique = seen.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    let lost = (last - first + 1) as usize - unique.len();
+    println!(
+        "reload: {} emits seen ({first}..={last}), {lost} lost, {} duplicated",
+        seen.len(),
+        seen.len() - unique.len()
+    );
+    assert_eq!(lost, 0, "emits lost across the reload of worker 0");
+    assert_eq!(
+        seen.len(),
+        unique.len(),
+        "emits repeated across the reload of worker 0"
+    );
+    assert!(
+        last > at_signal + 3,
+        "emits after the reload began: {at_signal} then {last}"
+    );
+    assert!(b.stderr_text().contains("took over"), "{}", b.stderr_text());
+}

@@ -1,19 +1,20 @@
 //! [`RedisAdapter`]: the Socket.IO adapter for more than one node.
 
 use std::cell::{OnceCell, RefCell};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::answer::{self, Answerer};
 use super::config::{ConfigError, RedisConfig};
+use super::handover::Handover;
 use super::inbound;
 use super::link::Link;
 use super::outbound::outbound;
 use super::presence::Presence;
 use super::publisher::Publisher;
-use super::subscriber::{self, Topics};
+use super::subscriber::{self, Listener, Received, Topics};
 use super::wire;
 use crate::socketio::adapter::{Adapter, SOCKETIO_CHANNEL};
 use crate::socketio::cluster::{ClusterMsg, Origin};
@@ -100,7 +101,7 @@ impl RedisAdapter {
         stop: Arc<AtomicBool>,
     ) -> std::io::Result<()> {
         let key = &self.cfg.key;
-        let topics = Topics {
+        let mut topics = Topics {
             // Plain subscriptions to the request channels make Node's `serverCount`
             // (PUBSUB NUMSUB) count this node; messages come through the patterns.
             channels: io
@@ -116,26 +117,22 @@ impl RedisAdapter {
             ],
         };
         let ans = Answerer {
-            publisher,
+            publisher: publisher.clone(),
             key: key.clone(),
             uid: self.cfg.node_id.clone(),
             relay_timeout: self.cfg.relay_timeout_ms,
         };
-        let handle = io.handle();
-        let refused = AtomicUsize::new(0);
-        let (key, uid) = (key.clone(), self.cfg.node_id.clone());
-        let link = self.link("subscriber".into());
-        subscriber::spawn(link, topics, stop, move |r| {
-            let Some(action) = inbound::interpret(&key, &uid, &r) else {
-                return;
-            };
-            let ans = ans.clone();
-            if !handle.run(move |io| answer::execute(io, action, &ans))
-                && refused.fetch_add(1, Ordering::Relaxed) % 1000 == 0
-            {
-                log::warn!("redis subscriber: worker 0's queue is full; messages dropped");
-            }
-        })?;
+        let handover = Handover::new(key, &self.cfg.node_id, publisher);
+        topics.channels.push(handover.channel().to_string());
+        let listener = NodeListener {
+            handover,
+            key: key.clone(),
+            ans,
+            handle: io.handle(),
+            stopped: stop.clone(),
+            refused: 0,
+        };
+        subscriber::spawn(self.link("subscriber".into()), topics, stop, listener)?;
         Ok(())
     }
 }
@@ -210,6 +207,50 @@ impl Adapter for RedisAdapter {
             while !t.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(5));
             }
+        }
+    }
+}
+
+/// Worker 0's subscriber for Socket.IO: what it admits (see [`Handover`]) is read on its
+/// thread and carried out on worker 0's reactor.
+struct NodeListener {
+    handover: Handover,
+    key: String,
+    ans: Answerer,
+    handle: IoHandle,
+    /// Set when worker 0 stops: what is still on its way is not applied there.
+    stopped: Arc<AtomicBool>,
+    refused: usize,
+}
+
+impl Listener for NodeListener {
+    fn subscribed(&mut self) {
+        self.handover.subscribed();
+    }
+
+    fn tick(&mut self) {
+        self.handover.tick();
+    }
+
+    fn message(&mut self, r: Received<'_>) {
+        if !self.handover.admit(&r) {
+            return;
+        }
+        let Some(action) = inbound::interpret(&self.key, &self.ans.uid, &r) else {
+            return;
+        };
+        let ans = self.ans.clone();
+        let stopped = self.stopped.clone();
+        let apply = move |io: &Io<'_>| {
+            if !stopped.load(Ordering::Relaxed) {
+                answer::execute(io, action, &ans)
+            }
+        };
+        if !self.handle.run(apply) {
+            if self.refused % 1000 == 0 {
+                log::warn!("redis subscriber: worker 0's queue is full; messages dropped");
+            }
+            self.refused += 1;
         }
     }
 }

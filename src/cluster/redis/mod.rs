@@ -11,7 +11,9 @@
 //!
 //! **One subscription per node.** Worker 0 runs the subscriber thread and hands what it
 //! receives to its own reactor, which applies it and forwards it to the other workers
-//! through the peer channel, encoded once. A replaced worker 0 subscribes anew. Every
+//! through the peer channel, encoded once. A replaced worker 0 subscribes anew; during a
+//! rolling reload the old and the new one hand over at a marker (see `handover.rs`), so
+//! nothing is applied twice or lost. Every
 //! worker publishes from its own thread and connection (the reactor never waits on Redis).
 //!
 //! **Failures.** Each connection reconnects with back-off (100 ms doubling to 1.6 s) and
@@ -32,6 +34,7 @@
 mod adapter;
 mod answer;
 mod config;
+mod handover;
 mod inbound;
 mod link;
 mod mpack;

@@ -34,24 +34,46 @@ pub(crate) struct Received<'a> {
     pub payload: &'a [u8],
 }
 
-/// Starts the subscriber thread; it runs until `stop` is set (or the process ends).
-/// `on_message` runs on that thread for every message.
+/// What the subscriber thread tells: each (re)subscription, each message, and each quiet
+/// poll interval.
+pub(crate) trait Listener: Send + 'static {
+    /// Subscribed (again) to every topic.
+    fn subscribed(&mut self);
+    /// A message.
+    fn message(&mut self, r: Received<'_>);
+    /// Nothing arrived for a poll interval.
+    fn tick(&mut self) {}
+}
+
+/// How long [`spawn`] waits for the first subscription (a worker 0 that replaces another
+/// in a reload is subscribed before it counts as ready, so nothing falls between the two;
+/// a Redis that is down delays a worker's start by this much at most).
+const FIRST_SUBSCRIPTION: Duration = Duration::from_secs(1);
+
+/// Starts the subscriber thread and waits (up to [`FIRST_SUBSCRIPTION`]) until it has
+/// subscribed; it runs until `stop` is set (or the process ends). `listener` runs on that
+/// thread.
 pub(crate) fn spawn(
     mut link: Link,
     topics: Topics,
     stop: Arc<AtomicBool>,
-    mut on_message: impl FnMut(Received<'_>) + Send + 'static,
+    mut on_message: impl Listener,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new()
+    let (ready, subscribed) = crossbeam_channel::bounded(1);
+    let h = std::thread::Builder::new()
         .name("redis-sub".into())
         .spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                if let Err(e) = session(&mut link, &topics, &stop, &mut on_message) {
+                if let Err(e) = session(&mut link, &topics, &stop, &ready, &mut on_message) {
                     link.failed(&e);
                     link.pause(&stop);
                 }
             }
-        })
+        })?;
+    if subscribed.recv_timeout(FIRST_SUBSCRIPTION).is_err() {
+        log::warn!("redis subscriber: not subscribed yet; starting anyway");
+    }
+    Ok(h)
 }
 
 /// One connection's life: subscribe, then read until it fails or `stop` is set.
@@ -59,7 +81,8 @@ fn session(
     link: &mut Link,
     topics: &Topics,
     stop: &AtomicBool,
-    on_message: &mut impl FnMut(Received<'_>),
+    ready: &crossbeam_channel::Sender<()>,
+    listener: &mut impl Listener,
 ) -> ::redis::RedisResult<()> {
     let mut conn = link.connect()?;
     let mut pubsub = conn.as_pubsub();
@@ -75,18 +98,21 @@ fn session(
         topics.patterns.len()
     );
     pubsub.set_read_timeout(Some(POLL))?;
+    listener.subscribed();
+    let _ = ready.try_send(());
     let mut heard = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         match pubsub.get_message() {
             Ok(msg) => {
                 heard = Instant::now();
-                on_message(Received {
+                listener.message(Received {
                     channel: msg.get_channel_name(),
                     pattern: msg.from_pattern(),
                     payload: msg.get_payload_bytes(),
                 })
             }
             Err(e) if e.is_timeout() => {
+                listener.tick();
                 if heard.elapsed() >= QUIET {
                     pubsub.set_read_timeout(Some(IO_TIMEOUT))?;
                     pubsub.ping::<::redis::Value>()?;

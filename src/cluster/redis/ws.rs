@@ -13,12 +13,13 @@ use std::time::{Duration, Instant};
 use rmpv::Value as Mp;
 
 use super::config::{ConfigError, RedisConfig};
+use super::handover::Handover;
 use super::link::Link;
 use super::mpack::{self, map};
 use super::node_fd::NodeFd;
 use super::presence::Presence;
 use super::publisher::Publisher;
-use super::subscriber::{self, Received, Topics};
+use super::subscriber::{self, Listener, Received, Topics};
 use crate::protocol::frame::{OpCode, FLAG_FIN};
 use crate::runtime::table::Fd;
 use crate::server::Server;
@@ -151,17 +152,25 @@ impl WsCluster {
         if worker != 0 {
             return;
         }
+        let Some(publisher) = s.publisher.get().cloned() else {
+            return;
+        };
+        let handover = Handover::new(&s.cfg.key, self.node_id(), publisher);
         let topics = Topics {
-            channels: vec![self.all_channel(), self.node_channel(self.node_id())],
+            channels: vec![
+                self.all_channel(),
+                self.node_channel(self.node_id()),
+                handover.channel().to_string(),
+            ],
             patterns: Vec::new(),
         };
-        let uid = self.node_id().to_string();
+        let listener = WsListener {
+            handover,
+            uid: self.node_id().to_string(),
+            deliver,
+        };
         let link = self.link("subscriber".into());
-        let r = subscriber::spawn(link, topics, s.stop.clone(), move |r: Received<'_>| {
-            if let Some(ev) = read_event(&uid, r.payload) {
-                deliver(ev);
-            }
-        });
+        let r = subscriber::spawn(link, topics, s.stop.clone(), listener);
         if let Err(e) = r {
             log::error!("redis: cannot start the subscriber thread: {e}");
         }
@@ -327,6 +336,32 @@ impl WsCluster {
             return server.disconnect(to.fd, code, reason);
         }
         self.disconnect_remote(to, code, reason)
+    }
+}
+
+/// Worker 0's subscriber for the plain WebSocket layer.
+struct WsListener<F> {
+    handover: Handover,
+    uid: String,
+    deliver: F,
+}
+
+impl<F: Fn(WsEvent) + Send + 'static> Listener for WsListener<F> {
+    fn subscribed(&mut self) {
+        self.handover.subscribed();
+    }
+
+    fn tick(&mut self) {
+        self.handover.tick();
+    }
+
+    fn message(&mut self, r: Received<'_>) {
+        if !self.handover.admit(&r) {
+            return;
+        }
+        if let Some(ev) = read_event(&self.uid, r.payload) {
+            (self.deliver)(ev);
+        }
     }
 }
 
