@@ -38,8 +38,9 @@ pub struct RedisConfig {
     /// The prefix of channel names and keys, `socket.io` as in Node's adapter (its `key`
     /// option): nodes that share rooms must use the same.
     pub key: String,
-    /// How long a node's presence key lives without a heartbeat (default 10 s); a node that
-    /// crashed leaves nothing behind after it.
+    /// How long a node's presence key lives without a heartbeat (default 10 s; heartbeats
+    /// come every third of it, at least once a second); a node that crashed leaves nothing
+    /// behind after it.
     pub presence_ttl_ms: u64,
     /// How long a node waits for its own workers when it answers another node's request
     /// (default 1 s; the asking side has its own timeout).
@@ -97,9 +98,11 @@ impl RedisConfig {
         Ok(())
     }
 
-    /// How often a heartbeat refreshes the presence key and the live-node count.
+    /// How often a heartbeat refreshes the presence key and the live-node count: a third
+    /// of the TTL, at least once a second (a node that joins is counted by the others
+    /// within a second).
     pub(crate) fn heartbeat(&self) -> Duration {
-        Duration::from_millis(self.presence_ttl_ms / 3)
+        Duration::from_millis((self.presence_ttl_ms / 3).min(1000))
     }
 
     /// The presence key of node `id`.

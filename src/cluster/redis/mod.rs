@@ -24,8 +24,8 @@
 //! to the node while its subscription is down are lost.
 //!
 //! **Presence.** Worker 0 keeps a key `<key>-node#<node_id>` with a TTL
-//! ([`RedisConfig::presence_ttl_ms`]), refreshed every third of it and removed when the node
-//! stops; a crashed node's key expires. Every worker recounts the live nodes on the same
+//! ([`RedisConfig::presence_ttl_ms`]), refreshed every third of it (at least once a second)
+//! and removed when the node stops; a crashed node's key expires. Every worker recounts the live nodes on the same
 //! beat (SCAN of the presence keys, and Node's own server count, `PUBSUB NUMSUB` of the
 //! request channel, for Node.js nodes), and a request (`fetch_sockets`, a broadcast with
 //! acks) waits for that many nodes; when one does not answer in time the caller gets the
