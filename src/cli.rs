@@ -112,6 +112,10 @@ pub struct RedisArgs {
     /// How long this node's presence key outlives a crash, in ms (default 10000).
     #[arg(long, value_name = "MS", requires = "redis")]
     pub presence_ttl: Option<u64>,
+    /// Streams mode: one Redis stream instead of pub/sub, nothing lost while a node's
+    /// connection is away (all nodes must use it; Node's adapters do not understand it).
+    #[arg(long, requires = "redis")]
+    pub redis_streams: bool,
 }
 
 #[cfg(feature = "redis")]
@@ -127,6 +131,7 @@ impl RedisArgs {
         if let Some(ms) = self.presence_ttl {
             c = c.presence_ttl(ms);
         }
+        c = c.streams(self.redis_streams);
         if let Err(e) = c.validate() {
             eprintln!("{e}");
             std::process::exit(2);

@@ -43,7 +43,10 @@ fn node_with(example: &str, redis: &Redis, id: &str, extra: &[&str]) -> ServerPr
     args.extend_from_slice(extra);
     let p = start_logged(example, &args);
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !p.stderr_text().contains("redis subscriber: subscribed") {
+    let up = |log: &str| {
+        log.contains("redis subscriber: subscribed") || log.contains("redis subscriber: reading")
+    };
+    while !up(&p.stderr_text()) {
         assert!(
             Instant::now() < deadline,
             "{id} did not subscribe: {}",
@@ -605,4 +608,43 @@ fn a_rolling_reload_of_a_node_neither_loses_nor_repeats_an_emit_from_another_nod
         "emits after the reload began: {at_signal} then {last}"
     );
     assert!(b.stderr_text().contains("took over"), "{}", b.stderr_text());
+}
+
+#[test]
+fn in_streams_mode_no_emit_is_lost_while_redis_is_away() {
+    let mut redis = Redis::start_persistent();
+    let streams = ["--redis-streams"];
+    let a = node_with("sio_testbed", &redis, "sa", &streams);
+    let b = node_with("sio_testbed", &redis, "sb", &streams);
+    wait_presence(&redis, &["sa", "sb"]);
+    let mut a1 = Sio::connect(a.port(), None);
+    let (mut b1, mut b2) = on_two_workers(b.port());
+    for s in [&mut b1, &mut b2] {
+        s.call("join", json!(["st"]));
+    }
+    a1.call("to", json!(["st", "before"]));
+    assert_eq!(b1.event("msg"), json!(["before"]));
+    assert_eq!(b2.event("msg"), json!(["before"]));
+
+    redis.kill9();
+    // Emitted while Redis is away: queued by A's worker, sent when Redis is back.
+    for n in 0..10 {
+        a1.call("to", json!(["st", format!("away-{n}")]));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    redis.restart();
+    for s in [&mut b1, &mut b2] {
+        for n in 0..10 {
+            assert_eq!(
+                s.event("msg"),
+                json!([format!("away-{n}")]),
+                "in order, none lost"
+            );
+        }
+        assert!(!s.gets_event_within("msg", 300), "none repeated");
+    }
+    assert!(b.stderr_text().contains("reading stream socket.io-stream"));
+    // The stream is the one key besides presence; it is bounded by MAXLEN.
+    let keys = redis.keys();
+    assert!(keys.contains(&"socket.io-stream".to_string()), "{keys:?}");
 }

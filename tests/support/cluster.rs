@@ -39,6 +39,8 @@ fn kill_group(child: &mut Child) {
 pub struct Redis {
     pub port: u16,
     child: Option<Child>,
+    /// The data directory when the server persists (append-only file, fsync always).
+    dir: Option<PathBuf>,
 }
 
 impl Redis {
@@ -49,17 +51,45 @@ impl Redis {
 
     /// On `port` (a restart after `kill9`).
     pub fn start_on(port: u16) -> Redis {
-        let mut r = Redis { port, child: None };
+        let mut r = Redis {
+            port,
+            child: None,
+            dir: None,
+        };
+        r.spawn();
+        r
+    }
+
+    /// On a fresh port, keeping its data in an append-only file across restarts.
+    pub fn start_persistent() -> Redis {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("prefork-ws-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("redis dir");
+        let mut r = Redis {
+            port,
+            child: None,
+            dir: Some(dir),
+        };
         r.spawn();
         r
     }
 
     fn spawn(&mut self) {
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
+        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"]);
+        match &self.dir {
+            Some(d) => cmd.arg("--dir").arg(d).args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ]),
+            None => cmd.args(["--save", "", "--appendonly", "no"]),
+        };
+        cmd.stdout(Stdio::null()).stderr(Stdio::null());
         own_group(&mut cmd);
         let child = cmd
             .spawn()
@@ -112,6 +142,9 @@ impl Redis {
 impl Drop for Redis {
     fn drop(&mut self) {
         self.kill9();
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 }
 

@@ -79,8 +79,12 @@ impl RedisAdapter {
         let worker = io.cx().worker_id();
         let presence = Arc::new(Presence::new(&self.cfg, worker));
         let role = format!("publisher (worker {worker})");
-        let (publisher, thread) =
-            Publisher::spawn(self.link(role), presence.clone(), self.cfg.publish_queue)?;
+        let (publisher, thread) = Publisher::spawn(
+            self.link(role),
+            presence.clone(),
+            self.cfg.publish_queue,
+            self.cfg.sink(),
+        )?;
         let stop = Arc::new(AtomicBool::new(false));
         if worker == 0 {
             self.start_subscriber(io, publisher.clone(), stop.clone())?;
@@ -132,7 +136,8 @@ impl RedisAdapter {
             stopped: stop.clone(),
             refused: 0,
         };
-        subscriber::spawn(self.link("subscriber".into()), topics, stop, listener)?;
+        let link = self.link("subscriber".into());
+        subscriber::spawn(link, topics, self.cfg.sink(), stop, listener)?;
         Ok(())
     }
 }

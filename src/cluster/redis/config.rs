@@ -27,6 +27,15 @@ pub enum ConfigError {
     Ttl(u64),
 }
 
+/// How messages travel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Sink {
+    /// PUBLISH to the channel.
+    PubSub,
+    /// XADD `{c: channel, p: payload}` to one stream.
+    Stream { key: String, maxlen: usize },
+}
+
 /// The Redis side of a node.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
@@ -48,6 +57,13 @@ pub struct RedisConfig {
     /// Messages a worker may queue for Redis while the connection is down (default 10 000);
     /// beyond that they are dropped, with a log line per episode.
     pub publish_queue: usize,
+    /// Streams mode: every message goes through one Redis stream (`<key>-stream`, XADD /
+    /// XREAD) instead of pub/sub, and a node's reader goes on from the last entry it read
+    /// after a lost connection, so what was published while it was away is not lost. Off
+    /// by default; not understood by Node's adapters.
+    pub streams: bool,
+    /// The stream's length bound in Streams mode (`XADD … MAXLEN ~`, default 100 000).
+    pub stream_maxlen: usize,
 }
 
 impl RedisConfig {
@@ -62,12 +78,20 @@ impl RedisConfig {
             presence_ttl_ms: 10_000,
             relay_timeout_ms: 1_000,
             publish_queue: 10_000,
+            streams: false,
+            stream_maxlen: 100_000,
         }
     }
 
     /// Sets the node id.
     pub fn node_id(mut self, id: impl Into<String>) -> RedisConfig {
         self.node_id = id.into();
+        self
+    }
+
+    /// Streams mode on or off (see [`streams`](RedisConfig::streams)).
+    pub fn streams(mut self, on: bool) -> RedisConfig {
+        self.streams = on;
         self
     }
 
@@ -103,6 +127,22 @@ impl RedisConfig {
     /// within a second).
     pub(crate) fn heartbeat(&self) -> Duration {
         Duration::from_millis((self.presence_ttl_ms / 3).min(1000))
+    }
+
+    /// Where PUBLISHes go: channels, or the stream.
+    pub(crate) fn sink(&self) -> Sink {
+        match self.streams {
+            true => Sink::Stream {
+                key: self.stream_key(),
+                maxlen: self.stream_maxlen,
+            },
+            false => Sink::PubSub,
+        }
+    }
+
+    /// The stream of Streams mode.
+    pub(crate) fn stream_key(&self) -> String {
+        format!("{}-stream", self.key)
     }
 
     /// The presence key of node `id`.

@@ -16,6 +16,10 @@
 //! nothing is applied twice or lost. Every
 //! worker publishes from its own thread and connection (the reactor never waits on Redis).
 //!
+//! **Streams mode** ([`RedisConfig::streams`]): the same payloads go through one stream
+//! (`<key>-stream`, XADD / XREAD) and a node's reader goes on from its last entry after a
+//! lost connection: nothing published while it was away is lost.
+//!
 //! **Failures.** Each connection reconnects with back-off (100 ms doubling to 1.6 s) and
 //! the subscriber subscribes again to everything; each change of state is one log line
 //! (`redis subscriber: connection lost …`, `redis subscriber: connected …`). Pub/sub keeps
@@ -42,6 +46,7 @@ mod node_fd;
 mod outbound;
 mod presence;
 mod publisher;
+mod stream;
 mod subscriber;
 pub mod wire;
 mod ws;

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
+use super::config::Sink;
 use super::link::Link;
 use super::presence::Presence;
 
@@ -31,6 +32,7 @@ impl Publisher {
         link: Link,
         presence: Arc<Presence>,
         queue: usize,
+        sink: Sink,
     ) -> std::io::Result<(Publisher, JoinHandle<()>)> {
         let (tx, rx) = crossbeam_channel::bounded(queue.max(1));
         let dropped = Arc::new(AtomicUsize::new(0));
@@ -41,7 +43,7 @@ impl Publisher {
         let name = format!("redis-pub-{}", presence.worker());
         let h = std::thread::Builder::new()
             .name(name)
-            .spawn(move || run(link, rx, &presence, &dropped))?;
+            .spawn(move || run(link, rx, &presence, &dropped, &sink))?;
         Ok((p, h))
     }
 
@@ -65,7 +67,7 @@ impl Publisher {
     }
 }
 
-fn run(mut link: Link, rx: Receiver<Job>, presence: &Presence, dropped: &AtomicUsize) {
+fn run(mut link: Link, rx: Receiver<Job>, presence: &Presence, dropped: &AtomicUsize, sink: &Sink) {
     let never = AtomicBool::new(false);
     let mut pending: Option<(String, Vec<u8>)> = None;
     loop {
@@ -76,7 +78,7 @@ fn run(mut link: Link, rx: Receiver<Job>, presence: &Presence, dropped: &AtomicU
                 continue;
             }
         };
-        match serve(&mut conn, &rx, presence, dropped, &mut pending) {
+        match serve(&mut conn, &rx, presence, dropped, &mut pending, sink) {
             Ok(()) => return,
             Err(e) => {
                 link.failed(&e);
@@ -94,11 +96,12 @@ fn serve(
     presence: &Presence,
     dropped: &AtomicUsize,
     pending: &mut Option<(String, Vec<u8>)>,
+    sink: &Sink,
 ) -> ::redis::RedisResult<()> {
     presence.beat(conn)?;
     let mut next_beat = Instant::now() + presence.interval();
     if let Some((channel, payload)) = pending.take() {
-        publish(conn, &channel, &payload, pending)?;
+        publish(conn, sink, &channel, &payload, pending)?;
     }
     loop {
         if Instant::now() >= next_beat {
@@ -108,7 +111,7 @@ fn serve(
         let wait = next_beat.saturating_duration_since(Instant::now());
         match rx.recv_timeout(wait) {
             Ok(Job::Publish { channel, payload }) => {
-                publish(conn, &channel, &payload, pending)?;
+                publish(conn, sink, &channel, &payload, pending)?;
                 let n = dropped.swap(0, Ordering::Relaxed);
                 if n > 0 {
                     log::warn!("redis publisher: {n} message(s) dropped while the queue was full");
@@ -125,14 +128,28 @@ fn serve(
 
 fn publish(
     conn: &mut ::redis::Connection,
+    sink: &Sink,
     channel: &str,
     payload: &[u8],
     pending: &mut Option<(String, Vec<u8>)>,
 ) -> ::redis::RedisResult<()> {
-    let r: ::redis::RedisResult<i64> = ::redis::cmd("PUBLISH")
-        .arg(channel)
-        .arg(payload)
-        .query(conn);
+    let r: ::redis::RedisResult<::redis::Value> = match sink {
+        Sink::PubSub => ::redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .query(conn),
+        Sink::Stream { key, maxlen } => ::redis::cmd("XADD")
+            .arg(key)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(*maxlen)
+            .arg("*")
+            .arg("c")
+            .arg(channel)
+            .arg("p")
+            .arg(payload)
+            .query(conn),
+    };
     if let Err(e) = r {
         *pending = Some((channel.to_string(), payload.to_vec()));
         return Err(e);

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::config::Sink;
 use super::link::{Link, IO_TIMEOUT};
+use super::stream::StreamReader;
 
 /// How often a blocked read wakes to look at the stop flag.
 const POLL: Duration = Duration::from_millis(250);
@@ -20,8 +22,24 @@ const QUIET: Duration = Duration::from_secs(5);
 pub(crate) struct Topics {
     /// Plain channels (SUBSCRIBE).
     pub channels: Vec<String>,
-    /// Patterns (PSUBSCRIBE).
+    /// Patterns (PSUBSCRIBE), each `prefix*`.
     pub patterns: Vec<String>,
+}
+
+impl Topics {
+    /// How a message on `channel` would arrive: `Some(true)` through a pattern,
+    /// `Some(false)` through a plain subscription, `None` not at all (as Redis would
+    /// deliver it once per subscription, a pattern is preferred).
+    pub fn matches(&self, channel: &str) -> Option<bool> {
+        let by_pattern = self
+            .patterns
+            .iter()
+            .any(|p| channel.starts_with(p.trim_end_matches('*')));
+        if by_pattern {
+            return Some(true);
+        }
+        self.channels.iter().any(|c| c == channel).then_some(false)
+    }
 }
 
 /// One message as received.
@@ -56,6 +74,7 @@ const FIRST_SUBSCRIPTION: Duration = Duration::from_secs(1);
 pub(crate) fn spawn(
     mut link: Link,
     topics: Topics,
+    sink: Sink,
     stop: Arc<AtomicBool>,
     mut on_message: impl Listener,
 ) -> std::io::Result<JoinHandle<()>> {
@@ -63,8 +82,16 @@ pub(crate) fn spawn(
     let h = std::thread::Builder::new()
         .name("redis-sub".into())
         .spawn(move || {
+            let mut reader = match sink {
+                Sink::Stream { key, .. } => Some(StreamReader::new(key)),
+                Sink::PubSub => None,
+            };
             while !stop.load(Ordering::Relaxed) {
-                if let Err(e) = session(&mut link, &topics, &stop, &ready, &mut on_message) {
+                let r = match reader.as_mut() {
+                    Some(s) => s.session(&mut link, &topics, &stop, &ready, &mut on_message),
+                    None => session(&mut link, &topics, &stop, &ready, &mut on_message),
+                };
+                if let Err(e) = r {
                     link.failed(&e);
                     link.pause(&stop);
                 }

@@ -140,7 +140,7 @@ impl WsCluster {
         let s = &self.shared;
         let presence = Arc::new(Presence::new(&s.cfg, worker));
         let role = format!("publisher (worker {worker})");
-        match Publisher::spawn(self.link(role), presence, s.cfg.publish_queue) {
+        match Publisher::spawn(self.link(role), presence, s.cfg.publish_queue, s.cfg.sink()) {
             Ok((p, thread)) => {
                 let _ = s.publisher.set(p);
                 if let Ok(mut t) = s.publisher_thread.lock() {
@@ -170,7 +170,7 @@ impl WsCluster {
             deliver,
         };
         let link = self.link("subscriber".into());
-        let r = subscriber::spawn(link, topics, s.stop.clone(), listener);
+        let r = subscriber::spawn(link, topics, s.cfg.sink(), s.stop.clone(), listener);
         if let Err(e) = r {
             log::error!("redis: cannot start the subscriber thread: {e}");
         }
