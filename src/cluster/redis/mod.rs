@@ -50,8 +50,10 @@ mod stream;
 mod subscriber;
 pub mod wire;
 mod ws;
+mod ws_event;
 
 pub use adapter::RedisAdapter;
 pub use config::{ConfigError, RedisConfig};
 pub use node_fd::{BadNodeFd, NodeFd};
-pub use ws::{WsCluster, WsEvent};
+pub use ws::WsCluster;
+pub use ws_event::WsEvent;

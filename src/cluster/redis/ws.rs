@@ -2,57 +2,25 @@
 //! every node, and a push or disconnect to a connection of any node by its [`NodeFd`].
 //!
 //! Channels (under the same key prefix as the Socket.IO adapter): `<key>-ws#all#` for
-//! broadcasts, `<key>-ws#node#<id>#` for what is addressed to node `<id>`. Payloads are
-//! MessagePack maps `{uid, t, …}`; a node ignores its own.
+//! broadcasts, `<key>-ws#node#<id>#` for what is addressed to node `<id>`; the payloads are
+//! [`WsEvent`]s (see `ws_event.rs`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rmpv::Value as Mp;
-
 use super::config::{ConfigError, RedisConfig};
 use super::handover::Handover;
 use super::link::Link;
-use super::mpack::{self, map};
 use super::node_fd::NodeFd;
 use super::presence::Presence;
 use super::publisher::Publisher;
 use super::subscriber::{self, Listener, Received, Topics};
+use super::ws_event::{self, WsEvent};
 use crate::protocol::frame::{OpCode, FLAG_FIN};
 use crate::runtime::table::Fd;
 use crate::server::Server;
-
-/// What another node asks this one to do.
-#[derive(Debug, Clone, PartialEq)]
-pub enum WsEvent {
-    /// Send to every established WebSocket connection of the node.
-    Broadcast {
-        /// The payload.
-        data: Vec<u8>,
-        /// `Text` or `Binary`.
-        opcode: OpCode,
-    },
-    /// Push to one connection of the node.
-    Push {
-        /// Its fd.
-        fd: Fd,
-        /// The payload.
-        data: Vec<u8>,
-        /// `Text` or `Binary`.
-        opcode: OpCode,
-    },
-    /// Close one connection of the node with a close frame.
-    Disconnect {
-        /// Its fd.
-        fd: Fd,
-        /// The close code.
-        code: u16,
-        /// The reason.
-        reason: String,
-    },
-}
 
 /// The plain WebSocket layer's link to the other nodes. `Clone + Send + Sync`: build it in
 /// `main`, start it in `on_worker_start` ([`start_server`](WsCluster::start_server)), use
@@ -258,9 +226,9 @@ impl WsCluster {
         }
     }
 
-    fn publish(&self, channel: String, body: Mp) -> bool {
+    fn publish(&self, channel: String, ev: &WsEvent) -> bool {
         match self.shared.publisher.get() {
-            Some(p) => p.publish(channel, mpack::encode(&body)),
+            Some(p) => p.publish(channel, ws_event::encode(self.node_id(), ev)),
             None => false,
         }
     }
@@ -268,13 +236,11 @@ impl WsCluster {
     /// Sends `data` to every client of every other node (`false`: not queued — the
     /// worker's link is not started or its queue is full).
     pub fn broadcast_remote(&self, data: &[u8], opcode: OpCode) -> bool {
-        let body = map(vec![
-            ("uid", Mp::from(self.node_id())),
-            ("t", Mp::from("b")),
-            ("op", Mp::from(opcode.as_u8())),
-            ("data", Mp::Binary(data.to_vec())),
-        ]);
-        self.publish(self.all_channel(), body)
+        let ev = WsEvent::Broadcast {
+            data: data.to_vec(),
+            opcode,
+        };
+        self.publish(self.all_channel(), &ev)
     }
 
     /// Sends `data` to every client of every node: this node's through `server`, the
@@ -290,14 +256,12 @@ impl WsCluster {
         if to.node == self.node_id() {
             return false;
         }
-        let body = map(vec![
-            ("uid", Mp::from(self.node_id())),
-            ("t", Mp::from("p")),
-            ("fd", Mp::from(to.fd)),
-            ("op", Mp::from(opcode.as_u8())),
-            ("data", Mp::Binary(data.to_vec())),
-        ]);
-        self.publish(self.node_channel(&to.node), body)
+        let ev = WsEvent::Push {
+            fd: to.fd,
+            data: data.to_vec(),
+            opcode,
+        };
+        self.publish(self.node_channel(&to.node), &ev)
     }
 
     /// Pushes to a connection of any node: this node's at once through `server` (the
@@ -320,14 +284,12 @@ impl WsCluster {
         if to.node == self.node_id() {
             return false;
         }
-        let body = map(vec![
-            ("uid", Mp::from(self.node_id())),
-            ("t", Mp::from("d")),
-            ("fd", Mp::from(to.fd)),
-            ("code", Mp::from(code)),
-            ("reason", Mp::from(reason)),
-        ]);
-        self.publish(self.node_channel(&to.node), body)
+        let ev = WsEvent::Disconnect {
+            fd: to.fd,
+            code,
+            reason: reason.to_string(),
+        };
+        self.publish(self.node_channel(&to.node), &ev)
     }
 
     /// Closes a connection of any node (this node's through `server`).
@@ -359,42 +321,8 @@ impl<F: Fn(WsEvent) + Send + 'static> Listener for WsListener<F> {
         if !self.handover.admit(&r) {
             return;
         }
-        if let Some(ev) = read_event(&self.uid, r.payload) {
+        if let Some(ev) = ws_event::decode(&self.uid, r.payload) {
             (self.deliver)(ev);
         }
     }
-}
-
-/// Reads another node's event (`None`: ours, or not one).
-fn read_event(uid: &str, payload: &[u8]) -> Option<WsEvent> {
-    let v = mpack::decode(payload)?;
-    if mpack::get_str(&v, "uid")? == uid {
-        return None;
-    }
-    let data = || match mpack::get(&v, "data") {
-        Some(Mp::Binary(b)) => Some(b.clone()),
-        _ => None,
-    };
-    let opcode = || match mpack::get_u64(&v, "op")? {
-        1 => Some(OpCode::Text),
-        2 => Some(OpCode::Binary),
-        _ => None,
-    };
-    Some(match mpack::get_str(&v, "t")? {
-        "b" => WsEvent::Broadcast {
-            data: data()?,
-            opcode: opcode()?,
-        },
-        "p" => WsEvent::Push {
-            fd: mpack::get_u64(&v, "fd")?,
-            data: data()?,
-            opcode: opcode()?,
-        },
-        "d" => WsEvent::Disconnect {
-            fd: mpack::get_u64(&v, "fd")?,
-            code: u16::try_from(mpack::get_u64(&v, "code")?).ok()?,
-            reason: mpack::get_str(&v, "reason")?.to_string(),
-        },
-        _ => return None,
-    })
 }
