@@ -115,6 +115,20 @@ fn room_emits_counts_acks_and_node_wide_operations_cross_nodes() {
     assert!(!b1.gets_event_within("msg", 300), "delivered twice");
     assert!(!a1.gets_event_within("msg", 100), "the sender is excluded");
 
+    // `except` (a room) crosses too; `this_node` stays on the node (both of its workers).
+    b1.call("join", json!(["quiet"]));
+    a1.call("union", json!(["r", "none", "quiet", "u"]));
+    assert_eq!(b2.event("msg"), json!(["u"]));
+    assert_eq!(
+        a1.event("msg"),
+        json!(["u"]),
+        "an io-level emit reaches its caller's socket"
+    );
+    assert!(!b1.gets_event_within("msg", 300), "except crossed nodes");
+    b1.call("this_node", json!(["r", "n"]));
+    assert_eq!(b2.event("msg"), json!(["n"]));
+    assert!(!a1.gets_event_within("msg", 300), "this_node left the node");
+
     // Counts and fetches see every node; from either side.
     assert_eq!(asker.call("count", json!(["r"])), json!([{ "Ok": 3 }]));
     assert_eq!(b1.call("fetch", json!(["r"])), json!([sids]));

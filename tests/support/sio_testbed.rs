@@ -115,6 +115,10 @@ fn root(io: &mut SocketIo) {
         .on("to", |s, args| {
             s.to(&args.text(0)).emit("msg", args.text(1));
         })
+        .on("this_node", |s, args| {
+            let op = s.io().of("/").to(&args.text(0)).this_node();
+            op.emit("msg", args.text(1));
+        })
         .on("to_bin", |s, args| {
             s.to(&args.text(0)).emit("bin", args.text(1).into_bytes());
         })
