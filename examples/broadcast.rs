@@ -6,6 +6,11 @@
 //!
 //! The seed loops over `$server->connections` and pushes to each; `broadcast` does the same in
 //! one call, encoding the frame once and crossing to each worker once.
+//!
+//! With the `redis` feature, `--redis redis://HOST:PORT [--node-id ID]` makes this one node of
+//! several: `GET /?message=X` on any node reaches every client of every node once, each
+//! connection's id (`node:fd`) is printed when it opens, and `GET /?to=ID&message=X` pushes
+//! to that one connection on whatever node holds it (`&close=1` closes it instead).
 
 use clap::Parser;
 use prefork_ws::cli::{self, ExampleArgs};
@@ -16,6 +21,9 @@ use prefork_ws::{OpCode, Settings, FLAG_FIN};
 struct Args {
     #[command(flatten)]
     common: ExampleArgs,
+    #[cfg(feature = "redis")]
+    #[command(flatten)]
+    redis: cli::RedisArgs,
 }
 
 fn main() {
@@ -57,5 +65,60 @@ fn main() {
             response.end("ok\n");
         }
     });
+    #[cfg(feature = "redis")]
+    if let Some(config) = args.redis.config() {
+        clustered(&mut server, config);
+    }
     ExampleArgs::run(server, "broadcast");
+}
+
+/// With `--redis`: the same server as one node of several.
+#[cfg(feature = "redis")]
+fn clustered(server: &mut prefork_ws::Server, config: prefork_ws::cluster::redis::RedisConfig) {
+    use prefork_ws::cluster::redis::{NodeFd, WsCluster};
+    println!("node {} joins {}", config.node_id, config.url);
+    let cluster = match WsCluster::new(config) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("broadcast: {e}");
+            std::process::exit(2);
+        }
+    };
+    let c = cluster.clone();
+    server.on_worker_start(move |server, _| c.start_server(server));
+    let c = cluster.clone();
+    server.on_worker_stop(move |_, _| c.stop_worker());
+    let c = cluster.clone();
+    server.on_open(move |_server, request| {
+        println!(
+            "server: handshake success with fd{} (id {})",
+            request.fd,
+            c.id_of(request.fd)
+        );
+    });
+    server.on_request(move |server, request, response| {
+        let Some(message) = request.get("message") else {
+            response.status(400).end("missing ?message=");
+            return;
+        };
+        let Some(to) = request.get("to") else {
+            let queued = cluster.broadcast(server, &message, OpCode::Text);
+            response.end(if queued {
+                "ok\n"
+            } else {
+                "ok (this node only)\n"
+            });
+            return;
+        };
+        let Ok(id) = to.parse::<NodeFd>() else {
+            response.status(400).end("?to= is not a node:fd id");
+            return;
+        };
+        let ok = if request.get("close").is_some() {
+            cluster.disconnect(server, &id, 1000, &message)
+        } else {
+            cluster.push(server, &id, &message, OpCode::Text)
+        };
+        response.end(if ok { "ok\n" } else { "not sent\n" });
+    });
 }

@@ -8,6 +8,11 @@
 //! - WS `/` and `/ctx` (seed 001): `Opened` / `Recv: …`; the `username` cookie in the context.
 //! - HTTP `/server/send?fd=`, `/server/close?fd=`, `/server/connections` (seed 001's
 //!   `ServerController` with the `Sender`), `/`.
+//!
+//! With the `redis` feature, `--redis redis://HOST:PORT [--node-id ID]` makes this one node of
+//! several: `/server/connections` lists each connection's cluster id (`"id": "node:fd"`), and
+//! `/server/send?fd=` and `/server/close?fd=` take such an id and reach the connection on
+//! whatever node holds it.
 
 use clap::Parser;
 use prefork_ws::cli::{self, ExampleArgs};
@@ -27,6 +32,9 @@ struct Args {
     /// Secret of the HS256 tokens `/wss/demo` accepts.
     #[arg(long)]
     jwt_secret: String,
+    #[cfg(feature = "redis")]
+    #[command(flatten)]
+    redis: cli::RedisArgs,
 }
 
 /// The seed's `Users` table.
@@ -109,6 +117,73 @@ fn fd_param(req: &HttpCtx<'_>) -> Result<u64, Error> {
         .ok_or_else(|| HttpException::new(400, "fd must be a number").into())
 }
 
+/// The cluster link of `--redis` (feature `redis`): the Sender reaches other nodes' fds.
+#[cfg(feature = "redis")]
+mod cluster {
+    use prefork_ws::cluster::redis::{NodeFd, WsCluster};
+    use prefork_ws::hyperf::{App, HttpCtx, Sender};
+
+    thread_local! {
+        static LINK: std::cell::RefCell<Option<WsCluster>> = const { std::cell::RefCell::new(None) };
+    }
+
+    /// Joins the cluster of `args`, if any.
+    pub fn join(app: &mut App, args: &prefork_ws::cli::RedisArgs) {
+        let Some(config) = args.config() else {
+            return;
+        };
+        println!("node {} joins {}", config.node_id, config.url);
+        let link = match WsCluster::new(config) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("hyperf_app: {e}");
+                std::process::exit(2);
+            }
+        };
+        LINK.with(|l| *l.borrow_mut() = Some(link.clone()));
+        app.on_worker_start(move |sender, worker| link.start_sender(sender, worker));
+    }
+
+    fn target(req: &HttpCtx<'_>) -> Option<(WsCluster, NodeFd)> {
+        let id: NodeFd = req.query("fd")?.parse().ok()?;
+        Some((LINK.with(|l| l.borrow().clone())?, id))
+    }
+
+    /// `Some(pushed)` when `?fd=` is a `node:fd` id of a cluster.
+    pub fn push(req: &HttpCtx<'_>, sender: &Sender, data: &str) -> Option<bool> {
+        let (link, id) = target(req)?;
+        Some(link.sender_push(sender, &id, data.as_bytes()))
+    }
+
+    /// `Some(closed)` when `?fd=` is a `node:fd` id of a cluster.
+    pub fn close(req: &HttpCtx<'_>, sender: &Sender) -> Option<bool> {
+        let (link, id) = target(req)?;
+        Some(link.sender_disconnect(sender, &id, 1000, ""))
+    }
+
+    /// The cluster id of this node's `fd`.
+    pub fn id_of(fd: u64) -> Option<String> {
+        LINK.with(|l| l.borrow().as_ref().map(|c| c.id_of(fd).to_string()))
+    }
+}
+
+#[cfg(not(feature = "redis"))]
+mod cluster {
+    use prefork_ws::hyperf::{HttpCtx, Sender};
+
+    pub fn push(_req: &HttpCtx<'_>, _sender: &Sender, _data: &str) -> Option<bool> {
+        None
+    }
+
+    pub fn close(_req: &HttpCtx<'_>, _sender: &Sender) -> Option<bool> {
+        None
+    }
+
+    pub fn id_of(_fd: u64) -> Option<String> {
+        None
+    }
+}
+
 fn main() {
     ExampleArgs::init_logging();
     let args: Args = cli::parse(9502);
@@ -136,11 +211,17 @@ fn main() {
     .add_http_server("http", |r| {
         r.get("/", |_| Ok(text("Hello Hyperf.")));
         r.get("/server/send", |req| {
+            if let Some(ok) = cluster::push(req, &req.sender(), "Hello World.") {
+                return Ok(status(if ok { 200 } else { 404 }));
+            }
             let fd = fd_param(req)?;
             let ok = req.sender().push(fd, "Hello World.");
             Ok(status(if ok { 200 } else { 404 }))
         });
         r.get("/server/close", |req| {
+            if let Some(ok) = cluster::close(req, &req.sender()) {
+                return Ok(status(if ok { 200 } else { 404 }));
+            }
             let fd = fd_param(req)?;
             let sender = req.sender();
             req.after(1000, move || {
@@ -152,11 +233,19 @@ fn main() {
             let list: Vec<_> = req
                 .connections()
                 .into_iter()
-                .map(|c| serde_json::json!({ "fd": c.fd, "worker_id": c.worker_id }))
+                .map(|c| {
+                    let mut v = serde_json::json!({ "fd": c.fd, "worker_id": c.worker_id });
+                    if let Some(id) = cluster::id_of(c.fd) {
+                        v["id"] = serde_json::Value::String(id);
+                    }
+                    v
+                })
                 .collect();
             Ok(json(&list))
         });
     });
+    #[cfg(feature = "redis")]
+    cluster::join(&mut app, &args.redis);
     if let Err(e) = app.start() {
         eprintln!("hyperf_app: {e}");
         std::process::exit(1);

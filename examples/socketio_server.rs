@@ -10,6 +10,10 @@
 //! | `/` `say` (JSON `{room, message}`) | `to(room)` `<sid> say: <message>` |
 //! | `/chat` `event` (data) | ack `chat Received: <data>` |
 //!
+//! With the `redis` feature, `--redis redis://HOST:PORT [--node-id ID]` makes this one node
+//! of several: rooms, counts and acknowledgements then span every node of that Redis
+//! (Node.js socket.io nodes with `@socket.io/redis-adapter` included).
+//!
 //! `GET /` serves a chat page (socket.io-client 4.x; `/?v=2` uses 2.3.0), both clients
 //! served from here. `--suite` runs instead the server the socket.io-protocol and
 //! engine.io-protocol test suites describe.
@@ -32,6 +36,9 @@ struct Cli {
     /// Turn on connection state recovery (Node's `connectionStateRecovery`, 2 minutes).
     #[arg(long)]
     recovery: bool,
+    #[cfg(feature = "redis")]
+    #[command(flatten)]
+    redis: cli::RedisArgs,
 }
 
 const CHAT_HTML: &[u8] = include_bytes!("assets/chat.html");
@@ -50,6 +57,7 @@ fn main() {
     } else {
         seed_server(config)
     };
+    let io = clustered(io, &args);
     let spec = ServeSpec {
         listeners: vec![ListenSpec {
             host: args.common.host.clone(),
@@ -65,6 +73,31 @@ fn main() {
         eprintln!("socketio_server: {e}");
         std::process::exit(1);
     }
+}
+
+/// With `--redis`, the Redis adapter.
+#[cfg(feature = "redis")]
+fn clustered(mut io: SocketIo, args: &Cli) -> SocketIo {
+    use prefork_ws::cluster::redis::RedisAdapter;
+    let Some(config) = args.redis.config() else {
+        return io;
+    };
+    println!("node {} joins {}", config.node_id, config.url);
+    match RedisAdapter::new(config) {
+        Ok(a) => {
+            io.adapter(a);
+        }
+        Err(e) => {
+            eprintln!("socketio_server: {e}");
+            std::process::exit(2);
+        }
+    }
+    io
+}
+
+#[cfg(not(feature = "redis"))]
+fn clustered(io: SocketIo, _args: &Cli) -> SocketIo {
+    io
 }
 
 /// The seed's handlers and the chat page.

@@ -121,6 +121,48 @@ impl ExampleArgs {
     }
 }
 
+/// `--redis URL`, `--node-id ID`, `--presence-ttl MS` (feature `redis`): flatten it next to
+/// [`ExampleArgs`]; without `--redis` the example is one node and needs no Redis.
+#[cfg(feature = "redis")]
+#[derive(Debug, Clone, clap::Args)]
+pub struct RedisArgs {
+    /// Share broadcasts and rooms with the other nodes of this Redis (`redis://HOST:PORT`).
+    #[arg(long, value_name = "URL")]
+    pub redis: Option<String>,
+    /// This node's id (letters, digits, `_.-`; random if not given).
+    #[arg(long, value_name = "ID", requires = "redis")]
+    pub node_id: Option<String>,
+    /// How long this node's presence key outlives a crash, in ms (default 10000).
+    #[arg(long, value_name = "MS", requires = "redis")]
+    pub presence_ttl: Option<u64>,
+    /// Streams mode: one Redis stream instead of pub/sub, nothing lost while a node's
+    /// connection is away (all nodes must use it; Node's adapters do not understand it).
+    #[arg(long, requires = "redis")]
+    pub redis_streams: bool,
+}
+
+#[cfg(feature = "redis")]
+impl RedisArgs {
+    /// The configuration the flags give (`None` without `--redis`); an invalid one prints
+    /// the error and exits with status 2.
+    pub fn config(&self) -> Option<crate::cluster::redis::RedisConfig> {
+        let url = self.redis.as_ref()?;
+        let mut c = crate::cluster::redis::RedisConfig::new(url.clone());
+        if let Some(id) = &self.node_id {
+            c = c.node_id(id.clone());
+        }
+        if let Some(ms) = self.presence_ttl {
+            c = c.presence_ttl(ms);
+        }
+        c = c.streams(self.redis_streams);
+        if let Err(e) = c.validate() {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+        Some(c)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

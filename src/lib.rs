@@ -13,6 +13,8 @@
 #![warn(missing_docs)]
 
 pub mod cli;
+#[cfg(feature = "redis")]
+pub mod cluster;
 pub mod engineio;
 #[cfg(feature = "hyperf")]
 pub mod hyperf;

@@ -106,7 +106,12 @@ pub struct App {
     pub(crate) settings: Settings,
     pub(crate) conns: RefCell<ConnMap<Rc<WsConn>>>,
     errors: Vec<String>,
+    /// Runs in every worker after it started (a cluster link starts here).
+    pub(crate) worker_start: Option<WorkerStartFn>,
 }
+
+/// What [`App::on_worker_start`] runs: the worker's [`Sender`](super::Sender) and its id.
+pub(crate) type WorkerStartFn = Rc<dyn Fn(super::Sender, usize)>;
 
 impl App {
     /// An application with no servers yet.
@@ -116,7 +121,16 @@ impl App {
             settings,
             conns: RefCell::new(ConnMap::new()),
             errors: Vec::new(),
+            worker_start: None,
         }
+    }
+
+    /// Runs `f` in every worker once it has started, with the worker's [`Sender`](super::Sender)
+    /// and id (Hyperf's `onWorkerStart` listeners): where a cluster link such as
+    /// `WsCluster::start_sender` (feature `redis`) starts.
+    pub fn on_worker_start(&mut self, f: impl Fn(super::Sender, usize) + 'static) -> &mut Self {
+        self.worker_start = Some(Rc::new(f));
+        self
     }
 
     /// An application whose servers (and settings) come from a TOML file shaped like

@@ -8,7 +8,7 @@ use super::exception::{self, catch, Error, Stage};
 use super::middleware;
 use super::request::HttpCtx;
 use super::route::Lookup;
-use super::sender;
+use super::sender::{self, Sender};
 use super::ws::{Socket, WsConn};
 use super::App;
 use crate::runtime::{
@@ -44,6 +44,9 @@ impl Handler for App {
     fn on_worker_start(&self, cx: &Ctx<Self>) {
         sender::set_reactor(cx);
         println!("[INFO] Worker#{} started.", cx.worker_id());
+        if let Some(f) = &self.worker_start {
+            f(Sender::new(cx), cx.worker_id());
+        }
     }
 
     fn on_request(&self, cx: &Ctx<Self>, _conn: ConnId, request: Request) -> HttpReply {

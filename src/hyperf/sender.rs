@@ -82,6 +82,19 @@ impl Sender {
         })
     }
 
+    /// Sends to every established WebSocket connection of every worker (encoded once);
+    /// `false` if it could not be queued from this thread.
+    pub fn broadcast(&self, data: impl AsRef<[u8]>, opcode: OpCode) -> bool {
+        let data = data.as_ref();
+        if Self::on_reactor(|cx| cx.broadcast(data, opcode)).is_some() {
+            return true;
+        }
+        let data = data.to_vec();
+        self.handle.run(move |_, cx| {
+            cx.broadcast(&data, opcode);
+        })
+    }
+
     /// Whether `fd` is an established WebSocket connection on any worker.
     pub fn is_established(&self, fd: Fd) -> bool {
         self.handle.is_established(fd)

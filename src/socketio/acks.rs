@@ -30,6 +30,10 @@ pub struct Partial<T> {
     pub missing_parties: usize,
     /// Answers still expected from the parties that did report.
     pub missing_answers: usize,
+    /// The other nodes (by id) that did not answer in time, where a cluster adapter knows
+    /// them (Rust nodes keep presence keys; a Node.js node that did not answer counts in
+    /// `missing_parties` only). Empty within one node.
+    pub missing_nodes: Vec<String>,
 }
 
 /// The result of a broadcast with an acknowledgement: one `Args` per client.
@@ -42,6 +46,8 @@ pub type FetchResult = Result<Vec<SocketInfo>, Partial<SocketInfo>>;
 pub(crate) enum Gathered<T> {
     /// A party reports how many answers it will send.
     Count(u32),
+    /// Another node reports how many answers it will send.
+    NodeCount(u32, String),
     /// One answer (a party's whole list counts as its `Count` of 1).
     Item(T),
 }
@@ -49,35 +55,87 @@ pub(crate) enum Gathered<T> {
 /// What gets a collector's result.
 pub(crate) type Done<T> = Box<dyn FnOnce(&Io<'_>, Result<Vec<T>, Partial<T>>)>;
 
+/// What a relay (an operation run on behalf of another node) hears as answers come in.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) enum Step<'a, T> {
+    /// Every party has reported: this many answers are due in all.
+    Counted(usize),
+    /// One answer.
+    Item(&'a T),
+}
+
+/// Hears a collector's progress. It runs while the collectors are borrowed: it must not
+/// touch them (a cluster adapter only publishes from it).
+pub(crate) type Relay<T> = Box<dyn FnMut(Step<'_, T>)>;
+
 /// Answers of one request.
 pub(crate) struct Collector<T> {
     parties_left: usize,
-    answers_left: usize,
+    /// Answers announced minus answers received: an answer may come before its party's
+    /// count (a relaying node streams each one as it comes), so this may dip below zero.
+    answers_left: i64,
     received: Vec<T>,
     done: Option<Done<T>>,
     pub timer: Option<TimerId>,
+    /// Told of every count and answer as it arrives (see [`Step`]).
+    pub relay: Option<Relay<T>>,
+    /// The other nodes that have answered.
+    answered: Vec<String>,
+    /// The other nodes that had not answered at the timeout.
+    missing_nodes: Vec<String>,
 }
 
 impl<T> Collector<T> {
     pub fn new(parties: usize, local_answers: usize, done: Done<T>) -> Self {
         Collector {
             parties_left: parties,
-            answers_left: local_answers,
+            answers_left: local_answers as i64,
             received: Vec::new(),
             done: Some(done),
             timer: None,
+            relay: None,
+            answered: Vec::new(),
+            missing_nodes: Vec::new(),
         }
+    }
+
+    /// The timeout passed: of `others` (the live nodes besides this one), those that have
+    /// not answered are missing.
+    pub fn timed_out(&mut self, others: Vec<String>) {
+        self.missing_nodes = others
+            .into_iter()
+            .filter(|n| !self.answered.contains(n))
+            .collect();
+    }
+
+    /// Answers due in all (those received and those still expected).
+    pub fn expected(&self) -> usize {
+        (self.received.len() as i64 + self.answers_left).max(0) as usize
     }
 
     pub fn add(&mut self, g: Gathered<T>) {
         match g {
+            Gathered::NodeCount(n, node) => {
+                self.answered.push(node);
+                self.add(Gathered::Count(n));
+            }
             Gathered::Count(n) => {
+                let was = self.parties_left;
                 self.parties_left = self.parties_left.saturating_sub(1);
-                self.answers_left += n as usize;
+                self.answers_left += i64::from(n);
+                if was == 1 {
+                    let total = self.expected();
+                    if let Some(r) = self.relay.as_mut() {
+                        r(Step::Counted(total));
+                    }
+                }
             }
             Gathered::Item(t) => {
+                if let Some(r) = self.relay.as_mut() {
+                    r(Step::Item(&t));
+                }
                 self.received.push(t);
-                self.answers_left = self.answers_left.saturating_sub(1);
+                self.answers_left -= 1;
             }
         }
     }
@@ -95,7 +153,8 @@ impl<T> Collector<T> {
             Err(Partial {
                 received: std::mem::take(&mut self.received),
                 missing_parties: self.parties_left,
-                missing_answers: self.answers_left,
+                missing_answers: self.answers_left.max(0) as usize,
+                missing_nodes: std::mem::take(&mut self.missing_nodes),
             })
         };
         Some(move |io: &Io<'_>| done(io, result))
@@ -136,5 +195,16 @@ mod tests {
         c.add(Gathered::Item(7));
         assert!(!c.complete());
         assert_eq!((c.parties_left, c.answers_left), (1, 2));
+    }
+
+    #[test]
+    fn an_answer_may_come_before_its_partys_count() {
+        let mut c: Collector<u32> = Collector::new(1, 0, noop());
+        c.add(Gathered::Item(1));
+        assert!(!c.complete());
+        c.add(Gathered::Count(2));
+        assert!(!c.complete());
+        c.add(Gathered::Item(2));
+        assert!(c.complete());
     }
 }

@@ -9,11 +9,12 @@
 //! - [`NullAdapter`]: no rooms at all; room emits reach nobody (Hyperf's `NullAdapter`, for
 //!   apps that only answer their own sockets).
 //!
-//! A cluster adapter (Redis) is one more implementation: it publishes to the other nodes as
-//! well and feeds what it receives to [`SocketIo::receive_cluster`](super::SocketIo::receive_cluster).
+//! A cluster adapter (the Redis one of `prefork_ws::cluster::redis`, feature `redis`) is one
+//! more implementation: it publishes to the other nodes as well and feeds what it receives to
+//! [`SocketIo::receive_cluster_bytes`](super::SocketIo::receive_cluster_bytes).
 
 use super::cluster::Origin;
-use super::io::SioCtx;
+use super::io::{Io, SioCtx};
 
 /// The peer channel the Socket.IO layer uses between workers.
 pub const SOCKETIO_CHANNEL: u16 = 0x5105;
@@ -40,6 +41,31 @@ pub trait Adapter: 'static {
     /// This party's name in replies' `Origin::node` (empty within one node).
     fn node(&self) -> &str {
         ""
+    }
+
+    /// Sends `msg` (a recovery request) to worker `worker` of node `node`; `false` when the
+    /// adapter reaches no other node.
+    fn send_to_node(&self, cx: &SioCtx, node: &str, worker: usize, msg: &[u8]) -> bool {
+        let _ = (cx, node, worker, msg);
+        false
+    }
+
+    /// The other live nodes by id, as far as the adapter knows them (a timed-out request's
+    /// [`Partial::missing_nodes`](super::Partial::missing_nodes) names those that did not
+    /// answer).
+    fn other_nodes(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// The worker started (a cluster adapter starts its connections here: they live in the
+    /// worker's process).
+    fn start(&self, io: &Io<'_>) {
+        let _ = io;
+    }
+
+    /// The worker is stopping.
+    fn stop(&self, io: &Io<'_>) {
+        let _ = io;
     }
 }
 

@@ -31,6 +31,8 @@ pub(crate) const LOCAL: u8 = 1;
 pub(crate) const VOLATILE: u8 = 2;
 /// `compress(false)`.
 pub(crate) const NO_COMPRESS: u8 = 4;
+/// This node only: the other workers, no other node (`Operator::this_node`).
+pub(crate) const THIS_NODE: u8 = 8;
 
 /// An encoded packet: the text packet (`2["name",…]` with placeholders) and its blobs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,8 +69,9 @@ pub(crate) enum ClusterMsg {
         /// The recovery offset the packet carries (kept by every worker for recovery).
         offset: Option<String>,
     },
-    /// How many local sockets a broadcast with an acknowledgement reached.
-    AckCount { req: u64, count: u32 },
+    /// How many local sockets a broadcast with an acknowledgement reached (`node`: the
+    /// node that reports, empty within the node).
+    AckCount { req: u64, count: u32, node: String },
     /// One client's acknowledgement of a broadcast.
     AckReply { req: u64, args: Encoded },
     /// Node-wide queries: `fetch_sockets` / counting.
@@ -77,8 +80,12 @@ pub(crate) enum ClusterMsg {
         req: u64,
         target: Target,
     },
-    /// The answer to `Fetch`.
-    FetchReply { req: u64, sockets: Vec<SocketInfo> },
+    /// The answer to `Fetch` (`node` as in `AckCount`).
+    FetchReply {
+        req: u64,
+        sockets: Vec<SocketInfo>,
+        node: String,
+    },
     /// `sockets_join`.
     Join { target: Target, rooms: Vec<Rc<str>> },
     /// `sockets_leave`.

@@ -6,7 +6,7 @@ use std::rc::Rc;
 
 use super::acks::{BroadcastAcks, Collector, FetchResult, Gathered};
 use super::args::IntoArgs;
-use super::cluster::{ClusterMsg, Origin, Target, LOCAL, NO_COMPRESS, VOLATILE};
+use super::cluster::{ClusterMsg, Origin, Target, LOCAL, NO_COMPRESS, THIS_NODE, VOLATILE};
 use super::deliver::{deliver_local, encode_event};
 use super::server::SocketIo;
 use crate::engineio::{Engine, EngineCtx, EngineIo};
@@ -145,9 +145,16 @@ impl<'a> Operator<'a> {
         self
     }
 
-    /// This worker only.
+    /// This worker only (narrower than Node's `local`: see [`this_node`](Operator::this_node)).
     pub fn local(mut self) -> Self {
         self.target.flags |= LOCAL;
+        self
+    }
+
+    /// Every worker of this node, no other node (Node's `local`, where a node is one
+    /// process; with the node adapter, the same as no flag).
+    pub fn this_node(mut self) -> Self {
+        self.target.flags |= THIS_NODE;
         self
     }
 
@@ -258,7 +265,7 @@ impl<'a> Operator<'a> {
         } else {
             0
         };
-        let mut collector = Collector::new(parties, 0, Box::new(done));
+        let mut collector = Collector::new(parties, local.len(), Box::new(done));
         for s in local {
             collector.add(Gathered::Item(s));
         }

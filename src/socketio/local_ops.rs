@@ -82,7 +82,10 @@ impl SocketIo {
             return;
         }
         c.timer = Some(io.after(wait, move |io| {
-            let c = io.sio().collectors.borrow_mut().acks.remove(&req);
+            let mut c = io.sio().collectors.borrow_mut().acks.remove(&req);
+            if let Some(c) = c.as_mut() {
+                c.timed_out(io.sio().adapter.other_nodes());
+            }
             if let Some(f) = c.and_then(Collector::finish) {
                 f(io);
             }
@@ -106,7 +109,10 @@ impl SocketIo {
             return;
         }
         c.timer = Some(io.after(wait, move |io| {
-            let c = io.sio().collectors.borrow_mut().fetches.remove(&req);
+            let mut c = io.sio().collectors.borrow_mut().fetches.remove(&req);
+            if let Some(c) = c.as_mut() {
+                c.timed_out(io.sio().adapter.other_nodes());
+            }
             if let Some(f) = c.and_then(Collector::finish) {
                 f(io);
             }
@@ -141,14 +147,25 @@ impl SocketIo {
         self.gather(io, req, Gathered::Item(args));
     }
 
-    /// One party's answer to this worker's query `req`.
-    pub(crate) fn gather_sockets(&self, io: &Io<'_>, req: u64, sockets: Vec<SocketInfo>) {
+    /// One party's answer to this worker's query `req` (`node`: the answering node, empty
+    /// for a worker of this node).
+    pub(crate) fn gather_sockets(
+        &self,
+        io: &Io<'_>,
+        req: u64,
+        sockets: Vec<SocketInfo>,
+        node: String,
+    ) {
         let done = {
             let mut cs = self.collectors.borrow_mut();
             let Some(c) = cs.fetches.get_mut(&req) else {
                 return;
             };
-            c.add(Gathered::Count(sockets.len() as u32));
+            let n = sockets.len() as u32;
+            c.add(match node.is_empty() {
+                true => Gathered::Count(n),
+                false => Gathered::NodeCount(n, node),
+            });
             for s in sockets {
                 c.add(Gathered::Item(s));
             }

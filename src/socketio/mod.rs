@@ -24,6 +24,8 @@ mod local_ops;
 pub mod namespace;
 pub mod packet;
 pub mod recovery;
+#[cfg(feature = "redis")]
+pub(crate) mod relay;
 mod remote;
 pub mod server;
 pub mod socket;

@@ -8,7 +8,10 @@
 //! - Every worker keeps the packets it saw (its own and other workers' broadcasts) for the
 //!   duration, and the sessions of its sockets that vanished for a recoverable reason.
 //! - The private session id `pid` names the worker that keeps the session, so a CONNECT on
-//!   another worker asks that one worker (one peer message), never all of them.
+//!   another worker asks that one worker (one peer message), never all of them. With a
+//!   cluster adapter the pid and the offsets name the node as well (`<node>.<worker>-…`):
+//!   every node keeps the packets of every node, and a CONNECT on another node asks the
+//!   node that keeps the session through the adapter.
 
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
@@ -80,6 +83,26 @@ pub(crate) struct Recovery {
     log: VecDeque<Logged>,
     next_offset: u64,
     pending: HashMap<u64, Pending>,
+    /// Sessions asked of another worker on behalf of another node, by request id.
+    pub(crate) relays: HashMap<u64, RestoreRelay>,
+}
+
+/// Gets the session a relayed `Restore` brought (`None`: unknown, expired, or no answer).
+pub(crate) type RestoreRelay = Box<dyn FnOnce(Option<Session>)>;
+
+/// Who keeps a session, from its pid: a worker of this node, or of another node.
+enum Owner<'a> {
+    Worker(usize),
+    Node(&'a str, usize),
+}
+
+/// `(node, worker)` of a pid `<worker>-<hex>` or `<node>.<worker>-<hex>`.
+fn owner_of(pid: &str) -> Option<(Option<&str>, usize)> {
+    let (prefix, _) = pid.rsplit_once('-')?;
+    match prefix.rsplit_once('.') {
+        Some((node, w)) => Some((Some(node), w.parse().ok()?)),
+        None => Some((None, prefix.parse().ok()?)),
+    }
 }
 
 impl SocketIo {
@@ -99,7 +122,7 @@ impl SocketIo {
         }
         let mut r = self.recovery.borrow_mut();
         r.next_offset += 1;
-        let offset = format!("{}-{}", io.cx().worker_id(), r.next_offset);
+        let offset = format!("{}-{}", self.party_name(io), r.next_offset);
         args.push(Value::String(offset.clone()));
         Some(offset)
     }
@@ -131,7 +154,16 @@ impl SocketIo {
         let mut raw = [0u8; 12];
         crate::engineio::server::session::fill_random(&mut raw);
         let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        Some(Rc::from(format!("{}-{hex}", io.cx().worker_id())))
+        Some(Rc::from(format!("{}-{hex}", self.party_name(io))))
+    }
+
+    /// This worker in pids and offsets: `<worker>`, or `<node>.<worker>` with a cluster
+    /// adapter.
+    fn party_name(&self, io: &Io<'_>) -> String {
+        match self.adapter.node() {
+            "" => io.cx().worker_id().to_string(),
+            node => format!("{node}.{}", io.cx().worker_id()),
+        }
     }
 
     /// Keeps the session of a socket that ended for a recoverable reason.
@@ -223,18 +255,20 @@ impl SocketIo {
             return false;
         };
         let offset = auth.get("offset").and_then(Json::as_str);
-        let owner: Option<usize> = pid.split_once('-').and_then(|(w, _)| w.parse().ok());
         let me = io.cx().worker_id();
-        match owner {
-            Some(w) if w == me => match self.take_session(io, pid, offset) {
-                Some(s) => self.restore(io, session, s, auth.clone()),
-                None => false,
-            },
-            Some(w) if w < io.cx().worker_num() => {
-                self.ask_owner(io, session, nsp, auth, w, pid, offset)
+        let here = self.adapter.node();
+        let owner = match owner_of(pid) {
+            Some((Some(node), w)) if node != here => Owner::Node(node, w),
+            Some((_, w)) if w == me => {
+                return match self.take_session(io, pid, offset) {
+                    Some(s) => self.restore(io, session, s, auth.clone()),
+                    None => false,
+                }
             }
-            _ => false,
-        }
+            Some((_, w)) if w < io.cx().worker_num() => Owner::Worker(w),
+            _ => return false,
+        };
+        self.ask_owner(io, session, nsp, auth, owner, pid, offset)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -244,7 +278,7 @@ impl SocketIo {
         session: SessionKey,
         nsp: &str,
         auth: &Json,
-        worker: usize,
+        owner: Owner<'_>,
         pid: &str,
         offset: Option<&str>,
     ) -> bool {
@@ -255,7 +289,11 @@ impl SocketIo {
             pid: pid.to_string(),
             offset: offset.map(str::to_string),
         };
-        if !self.adapter.send_to_worker(io.cx(), worker, &msg.encode()) {
+        let sent = match owner {
+            Owner::Worker(w) => self.adapter.send_to_worker(io.cx(), w, &msg.encode()),
+            Owner::Node(node, w) => self.adapter.send_to_node(io.cx(), node, w, &msg.encode()),
+        };
+        if !sent {
             return false;
         }
         let timer = io.after(1000, move |io| io.sio().restored(io, req, None));
@@ -274,6 +312,11 @@ impl SocketIo {
 
     /// The owner's answer (or the timeout, `None`): restore, or connect afresh.
     pub(crate) fn restored(&self, io: &Io<'_>, req: u64, session: Option<Session>) {
+        let relay = self.recovery.borrow_mut().relays.remove(&req);
+        if let Some(f) = relay {
+            f(session);
+            return;
+        }
         let Some(p) = self.recovery.borrow_mut().pending.remove(&req) else {
             return;
         };

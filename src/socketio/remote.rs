@@ -35,12 +35,19 @@ impl SocketIo {
                     let reply = ClusterMsg::AckCount {
                         req,
                         count: n as u32,
+                        node: String::new(),
                     };
                     self.adapter.reply(io.cx(), &origin, &reply.encode());
                     io.after(ack_timeout, move |io| io.sio().forget_broadcast_waits(req));
                 }
             }
-            ClusterMsg::AckCount { req, count } => self.gather(io, req, Gathered::Count(count)),
+            ClusterMsg::AckCount { req, count, node } => {
+                let g = match node.is_empty() {
+                    true => Gathered::Count(count),
+                    false => Gathered::NodeCount(count, node),
+                };
+                self.gather(io, req, g)
+            }
             ClusterMsg::AckReply { req, args } => {
                 if let Some(args) = decode_ack_args(&args) {
                     self.gather_ack(io, req, args);
@@ -52,10 +59,16 @@ impl SocketIo {
                 target,
             } => {
                 let sockets = self.local_sockets(io, &target);
-                let reply = ClusterMsg::FetchReply { req, sockets };
+                let reply = ClusterMsg::FetchReply {
+                    req,
+                    sockets,
+                    node: String::new(),
+                };
                 self.adapter.reply(io.cx(), &origin, &reply.encode());
             }
-            ClusterMsg::FetchReply { req, sockets } => self.gather_sockets(io, req, sockets),
+            ClusterMsg::FetchReply { req, sockets, node } => {
+                self.gather_sockets(io, req, sockets, node)
+            }
             ClusterMsg::Join { target, rooms } => self.join_local(io, &target, &rooms),
             ClusterMsg::Leave { target, rooms } => self.leave_local(io, &target, &rooms),
             ClusterMsg::Disconnect { target, close } => self.disconnect_local(io, &target, close),

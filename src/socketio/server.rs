@@ -288,6 +288,14 @@ impl EngineHandler for SocketIo {
         }
     }
 
+    fn on_worker_start(&self, engine: Engine<'_, Self>) {
+        self.adapter.start(&Io::new(engine));
+    }
+
+    fn on_worker_stop(&self, engine: Engine<'_, Self>) {
+        self.adapter.stop(&Io::new(engine));
+    }
+
     fn on_peer_message(&self, engine: Engine<'_, Self>, _from: usize, channel: u16, data: &[u8]) {
         if channel == SOCKETIO_CHANNEL {
             if let Some(msg) = ClusterMsg::decode(data) {

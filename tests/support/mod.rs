@@ -16,6 +16,8 @@ use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message, WebSocket};
 
 pub mod pki;
+#[cfg(feature = "redis")]
+pub mod cluster;
 pub mod sio;
 pub mod tls;
 
@@ -147,8 +149,10 @@ pub fn start_logged_with(name: &str, args: &[&str], listeners: usize) -> ServerP
 
 /// Like `start_logged_with`, with `RUST_LOG` set to `level`.
 pub fn start_logged_level(name: &str, args: &[&str], listeners: usize, level: &str) -> ServerProc {
+    static SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let seq = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let path = std::env::temp_dir().join(format!(
-        "prefork-ws-test-log-{}-{name}-{}",
+        "prefork-ws-test-log-{}-{name}-{}-{seq}",
         std::process::id(),
         args.len()
     ));

@@ -32,6 +32,9 @@ struct Cli {
     /// Name of the sid cookie set on the polling handshake.
     #[arg(long)]
     cookie: Option<String>,
+    #[cfg(feature = "redis")]
+    #[command(flatten)]
+    redis: cli::RedisArgs,
 }
 
 fn main() {
@@ -84,6 +87,19 @@ fn main() {
         r.write(format!("ok {n}"));
         r
     });
+    #[cfg(feature = "redis")]
+    if let Some(config) = a.redis.config() {
+        println!("node {} joins {}", config.node_id, config.url);
+        match prefork_ws::cluster::redis::RedisAdapter::new(config) {
+            Ok(adapter) => {
+                io.adapter(adapter);
+            }
+            Err(e) => {
+                eprintln!("sio_testbed: {e}");
+                std::process::exit(2);
+            }
+        }
+    }
     let spec = ServeSpec {
         listeners: vec![ListenSpec {
             host: a.common.host.clone(),
@@ -110,6 +126,13 @@ fn root(io: &mut SocketIo) {
         .on("rooms", |s, _| json!(s.rooms()))
         .on("to", |s, args| {
             s.to(&args.text(0)).emit("msg", args.text(1));
+        })
+        .on("this_node", |s, args| {
+            let op = s.io().of("/").to(&args.text(0)).this_node();
+            op.emit("msg", args.text(1));
+        })
+        .on("to_bin", |s, args| {
+            s.to(&args.text(0)).emit("bin", args.text(1).into_bytes());
         })
         .on("in", |s, args| {
             s.in_(&args.text(0)).emit("msg", args.text(1));
@@ -154,6 +177,26 @@ fn node_wide(ns: &mut prefork_ws::socketio::Namespace) {
             sids.sort();
             ack.send(io, json!(sids));
         });
+    })
+    .on_with_ack("fetch_detail", |s, args, ack| {
+        let ms = args
+            .get(1)
+            .and_then(|v| v.to_json().as_u64())
+            .unwrap_or(1000);
+        s.in_(&args.text(0))
+            .timeout(ms)
+            .fetch_sockets(move |io, r| {
+                let (complete, missing, nodes, got) = match r {
+                    Ok(v) => (true, 0, Vec::new(), v),
+                    Err(p) => (false, p.missing_parties, p.missing_nodes, p.received),
+                };
+                let mut sids: Vec<String> = got.into_iter().map(|i| i.sid).collect();
+                sids.sort();
+                ack.send(
+                    io,
+                    json!({ "complete": complete, "missing": missing, "nodes": nodes, "sids": sids }),
+                );
+            });
     })
     .on_with_ack("bcast_ack", |s, args, ack| {
         let ms = args
