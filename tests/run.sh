@@ -7,13 +7,14 @@ cd "$(dirname "$0")/.."
 
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-# System packages the tests drive: headless Chromium (the browser chat test) and nginx (Socket.IO
-# behind a proxy, as seed 002 shows).
-if { ! command -v chromium || ! command -v nginx; } >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+# System packages the tests drive: headless Chromium (the browser tests), nginx (Socket.IO and two
+# nodes behind a proxy, as seeds 001 and 002 show) and redis-server (the cluster adapter).
+if { ! command -v chromium || ! command -v nginx || ! command -v redis-server; } >/dev/null 2>&1 \
+  && command -v apt-get >/dev/null 2>&1; then
   SUDO=""
   [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium nginx >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium nginx redis-server >/dev/null
 fi
 
 # Python clients (pytest, websockets, python-socketio) in a private virtualenv.
@@ -30,6 +31,9 @@ fi
 if [ -f tests/node/package.json ] && [ ! -d tests/node/node_modules ]; then
   (cd tests/node && npm install --no-audit --no-fund --silent)
 fi
+if [ ! -d tests/cluster/node_modules ]; then
+  (cd tests/cluster && npm ci --no-audit --no-fund --silent)
+fi
 if [ ! -d tests/socketio/node_modules ]; then
   (cd tests/socketio && npm ci --no-audit --no-fund --silent)
 fi
@@ -41,6 +45,9 @@ fi
 # Rust: unit tests, property tests, integration tests (examples and tools are built too).
 cargo build --release --example echo --example hyperf_app --example socketio_server --example test_certs
 cargo test
+# Two nodes through Redis (real redis-server, nginx and a Node.js socket.io node).
+cargo build --features redis --examples
+cargo test --features redis --test cluster
 
 # End to end against the real echo example (master + 2 workers) and the Hyperf seed app.
 "$VENV/bin/pytest" -q tests/conformance

@@ -15,9 +15,9 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::CloseFrame;
 use tungstenite::{Message, WebSocket};
 
-pub mod pki;
 #[cfg(feature = "redis")]
 pub mod cluster;
+pub mod pki;
 pub mod sio;
 pub mod tls;
 
