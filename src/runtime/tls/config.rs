@@ -76,7 +76,7 @@ pub(crate) fn load(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsConf
     let pair = |e: rustls::Error| TlsConfigError::Pair {
         cert: cert.to_path_buf(),
         key: key.to_path_buf(),
-        reason: e.to_string(),
+        reason: pair_reason(&e),
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ServerConfig::builder_with_provider(provider)
@@ -110,6 +110,17 @@ fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsConfigError> {
         path: path.to_path_buf(),
         reason: pem_reason(e, "PRIVATE KEY"),
     })
+}
+
+/// rustls's refusal of a certificate and key, in words.
+fn pair_reason(e: &rustls::Error) -> String {
+    use rustls::InconsistentKeys;
+    match e {
+        rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch) => {
+            "the private key does not belong to the certificate".into()
+        }
+        other => other.to_string(),
+    }
 }
 
 /// A PEM error in words; `label` names the section that was looked for.
@@ -163,6 +174,10 @@ mod tests {
         let a = TestPki::new("config-pair-a");
         let b = TestPki::new("config-pair-b");
         let e = load(&a.cert, &b.key).unwrap_err().to_string();
+        assert!(
+            e.ends_with(": the private key does not belong to the certificate"),
+            "{e}"
+        );
         assert!(e.contains(&a.cert.display().to_string()), "{e}");
         assert!(e.contains(&b.key.display().to_string()), "{e}");
     }

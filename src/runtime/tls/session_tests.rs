@@ -288,3 +288,31 @@ fn an_endless_handshake_message_is_refused_before_it_grows_large() {
     assert!(res.is_err(), "accepted an endless handshake message");
     assert!(p.server.pending_in.len() <= MAX_PENDING_IN + 0x4005);
 }
+
+/// The heap an idle session holds, from glibc's allocator statistics (process-wide, hence
+/// ignored by default: `cargo test --lib idle_session_heap -- --ignored --test-threads=1`).
+#[test]
+#[ignore]
+fn idle_session_heap() {
+    fn used() -> usize {
+        // SAFETY: mallinfo2 only reads the allocator's statistics.
+        unsafe { libc::mallinfo2().uordblks }
+    }
+    const N: usize = 200;
+    let mut sessions = Vec::new();
+    for _ in 0..N {
+        let mut p = pair();
+        p.handshake(usize::MAX);
+        p.client_sends(b"ping", usize::MAX);
+        p.server_sends(b"pong");
+        sessions.push(Box::new(p.server));
+    }
+    let before = used();
+    drop(sessions);
+    let per = (before - used()) / N;
+    eprintln!(
+        "idle TLS session: {per} bytes of heap ({} of them the session itself)",
+        std::mem::size_of::<TlsSession>()
+    );
+    assert!(per < 6 * 1024, "{per} bytes per idle session");
+}

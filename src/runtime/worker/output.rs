@@ -221,8 +221,8 @@ impl Core {
         if c.pending_out() == 0 && !c.dirty && c.tls.is_none() {
             self.linger(key);
         } else {
-            if !c.dirty {
-                // TLS: the flush sends our close_notify after what is queued.
+            if c.tls.is_some() && !c.dirty {
+                // The flush sends our close_notify after what is queued.
                 c.dirty = true;
                 self.dirty.push(key);
             }

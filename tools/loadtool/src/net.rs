@@ -292,7 +292,12 @@ pub fn establish(
     while res.ok + res.failed < n {
         while inflight < o.concurrency && started < n {
             started += 1;
-            let tls = match target.tls_name.as_deref().map(crate::tls::connect).transpose() {
+            let tls = match target
+                .tls_name
+                .as_deref()
+                .map(crate::tls::connect)
+                .transpose()
+            {
                 Ok(t) => t,
                 Err(e) => {
                     fail(&mut res, e);

@@ -410,7 +410,10 @@ mod tests {
         let t = parse_url("wss://127.0.0.1:9443/x").unwrap();
         assert_eq!(t.tls_name.as_deref(), Some("127.0.0.1"));
         assert_eq!((t.addr.port(), t.path.as_str()), (9443, "/x"));
-        assert_eq!(parse_url("wss://localhost/").unwrap().tls_name.as_deref(), Some("localhost"));
+        assert_eq!(
+            parse_url("wss://localhost/").unwrap().tls_name.as_deref(),
+            Some("localhost")
+        );
         assert!(parse_url("ws://127.0.0.1:1/").unwrap().tls_name.is_none());
         let t = parse_url("127.0.0.1:7").unwrap();
         assert_eq!(t.path, "/");
