@@ -44,10 +44,12 @@ fi
 
 # Rust: unit tests, property tests, integration tests (examples and tools are built too).
 cargo build --release --example echo --example hyperf_app --example socketio_server --example test_certs
-cargo test
-# Two nodes through Redis (real redis-server, nginx and a Node.js socket.io node).
+# One debug build with the `redis` feature serves every suite (the feature only adds
+# `--redis`; without it the examples are the same), including the two-node tests through Redis
+# (real redis-server, nginx and a Node.js socket.io node). The examples are built first: the
+# integration tests start them.
 cargo build --features redis --examples
-cargo test --features redis --test cluster
+cargo test --features redis
 
 # End to end against the real echo example (master + 2 workers) and the Hyperf seed app.
 "$VENV/bin/pytest" -q tests/conformance
