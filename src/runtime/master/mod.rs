@@ -285,13 +285,14 @@ impl<H: Handler> Master<H> {
             listeners: self
                 .ports
                 .iter()
-                .zip(&self.tls)
-                .map(|(p, tls)| WorkerListener {
+                .enumerate()
+                // The metrics port comes after the listeners and has no TLS entry.
+                .map(|(i, p)| WorkerListener {
                     per_worker: p.per_worker.iter().map(|s| s.as_raw_fd()).collect(),
                     port: p.addr.port(),
                     websocket: p.websocket,
                     metrics: p.metrics,
-                    tls: tls.clone(),
+                    tls: self.tls.get(i).cloned().flatten(),
                 })
                 .collect(),
             ipc_rx: self.channels[region].rx.as_raw_fd(),
