@@ -46,7 +46,7 @@ pub fn parse_close_payload(payload: &[u8]) -> Result<(Option<u16>, &str), Protoc
 }
 
 /// Closing handshake state machine for one connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum CloseState {
     /// Normal operation.
     #[default]

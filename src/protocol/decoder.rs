@@ -5,7 +5,7 @@
 //! event, drops the consumed prefix and calls again.
 
 use super::close::parse_close_payload;
-use super::deflate::Inflater;
+use super::deflate::{DeflateConfig, Inflater};
 use super::error::ProtocolError;
 use super::frame::{parse_header, OpCode};
 use super::mask::apply_mask;
@@ -60,7 +60,7 @@ pub enum Event<'a> {
 }
 
 /// State that exists only while a message (or a streamed frame) is in progress.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 struct Partial {
     /// A data frame whose payload is being streamed.
     in_frame: bool,
@@ -75,10 +75,30 @@ struct Partial {
     /// Compressed bytes received for this message.
     compressed_len: u64,
     /// Reassembled (inflated) payload.
+    #[serde(with = "serde_bytes")]
     buf: Vec<u8>,
     utf8: Utf8Validator,
     /// `buf` holds a message handed out by the previous call.
+    #[serde(skip)]
     delivered: bool,
+}
+
+/// A decoder's state between two reads, to continue decoding in another process (a
+/// connection handed to a new worker in a reload): the message or frame in progress and the
+/// client's compression context.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DecoderSnapshot {
+    max_message_size: usize,
+    require_mask: bool,
+    partial: Option<Box<Partial>>,
+    inflate: Option<InflateSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct InflateSnapshot {
+    config: DeflateConfig,
+    #[serde(with = "serde_bytes")]
+    context: Vec<u8>,
 }
 
 /// Result of one step, without borrows (turned into an [`Event`] at the end).
@@ -228,6 +248,61 @@ impl MessageDecoder {
                 None => (consumed, None),
             },
         })
+    }
+
+    /// The state to continue in another process, or `None` when it cannot move now: after
+    /// an error or a Close, or in the middle of a compressed message (zlib's state inside a
+    /// block cannot be carried; the message's end is a moment it can).
+    pub fn snapshot(&self) -> Option<DecoderSnapshot> {
+        if self.error.is_some() || self.closed {
+            return None;
+        }
+        let partial = match self.partial.as_deref() {
+            Some(p) if p.compressed && (p.in_frame || p.msg.is_some()) => return None,
+            Some(p) if p.in_frame || p.msg.is_some() => Some(Box::new(p.clone())),
+            _ => None,
+        };
+        Some(DecoderSnapshot {
+            max_message_size: self.config.max_message_size,
+            require_mask: self.config.require_mask,
+            partial,
+            inflate: self.inflater.as_deref().map(|i| InflateSnapshot {
+                config: *i.config(),
+                context: i.context(),
+            }),
+        })
+    }
+
+    /// Whether [`snapshot`](MessageDecoder::snapshot) would give a state now.
+    pub fn can_snapshot(&self) -> bool {
+        let mid_compressed = self
+            .partial
+            .as_deref()
+            .is_some_and(|p| p.compressed && (p.in_frame || p.msg.is_some()));
+        self.error.is_none() && !self.closed && !mid_compressed
+    }
+
+    /// A decoder continuing from `snapshot`.
+    pub fn restore(snapshot: DecoderSnapshot) -> Result<Self, ProtocolError> {
+        let inflater = match snapshot.inflate {
+            Some(s) => Some(Box::new(Inflater::with_context(&s.config, &s.context)?)),
+            None => None,
+        };
+        Ok(MessageDecoder {
+            config: DecoderConfig {
+                max_message_size: snapshot.max_message_size,
+                require_mask: snapshot.require_mask,
+            },
+            partial: snapshot.partial,
+            inflater,
+            error: None,
+            closed: false,
+        })
+    }
+
+    /// The negotiated permessage-deflate parameters, if any.
+    pub fn deflate_config(&self) -> Option<DeflateConfig> {
+        self.inflater.as_deref().map(|i| *i.config())
     }
 
     /// True while a fragmented message (or a partially received data frame) is in progress.

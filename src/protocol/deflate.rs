@@ -8,7 +8,9 @@
 //! the stream is decodable with a 256-byte window. A client window of 8 is
 //! fine too: the inflater simply uses a larger window (9..=15).
 
-use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Compress, Compression, FlushCompress};
+
+use super::raw_inflate::RawInflate;
 
 use super::error::ProtocolError;
 
@@ -18,7 +20,7 @@ const TRAILER: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 const MIN_CHUNK: usize = 16 * 1024;
 
 /// Agreed permessage-deflate parameters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeflateConfig {
     /// Server resets its compression context after every message.
     pub server_no_context_takeover: bool,
@@ -249,7 +251,8 @@ impl Deflater {
 
 /// Server-side decompressor.
 pub struct Inflater {
-    d: Decompress,
+    d: RawInflate,
+    cfg: DeflateConfig,
     no_context_takeover: bool,
 }
 
@@ -264,10 +267,39 @@ impl std::fmt::Debug for Inflater {
 impl Inflater {
     /// Decompressor for the client side of `cfg`.
     pub fn new(cfg: &DeflateConfig) -> Self {
+        let d = RawInflate::new(clamp_bits(cfg.client_max_window_bits))
+            // Only an allocation failure (which aborts first) or an invalid window (clamped
+            // above) can fail the initialisation.
+            .expect("inflate stream with a valid window");
         Inflater {
-            d: Decompress::new_with_window_bits(false, clamp_bits(cfg.client_max_window_bits)),
+            d,
+            cfg: *cfg,
             no_context_takeover: cfg.client_no_context_takeover,
         }
+    }
+
+    /// The client's compression context as far as we hold it (the last inflated bytes, up
+    /// to the window), to continue the stream in another process. Empty when the context is
+    /// reset after every message anyway.
+    pub fn context(&self) -> Vec<u8> {
+        if self.no_context_takeover {
+            return Vec::new();
+        }
+        self.d.dictionary()
+    }
+
+    /// The parameters it was made for.
+    pub fn config(&self) -> &DeflateConfig {
+        &self.cfg
+    }
+
+    /// An inflater continuing a context taken with [`context`](Inflater::context).
+    pub fn with_context(cfg: &DeflateConfig, context: &[u8]) -> Result<Self, ProtocolError> {
+        let mut i = Inflater::new(cfg);
+        if !i.no_context_takeover {
+            i.d.set_dictionary(context)?;
+        }
+        Ok(i)
     }
 
     /// Inflates one whole message: appends `00 00 ff ff`, output limited to
@@ -293,7 +325,7 @@ impl Inflater {
     ) -> Result<(), ProtocolError> {
         let r = self.inflate(data, out, max_size);
         if r.is_err() {
-            self.d.reset(false);
+            self.d.reset();
         }
         r
     }
@@ -306,14 +338,14 @@ impl Inflater {
     ) -> Result<(), ProtocolError> {
         let r = self.inflate(&TRAILER, out, max_size);
         if r.is_err() || self.no_context_takeover {
-            self.d.reset(false);
+            self.d.reset();
         }
         r
     }
 
     /// Drops the context (e.g. after an aborted message).
     pub fn reset(&mut self) {
-        self.d.reset(false);
+        self.d.reset();
     }
 
     fn inflate(
@@ -333,20 +365,15 @@ impl Inflater {
                 let want = out.len().max(MIN_CHUNK).min(allowed);
                 out.reserve_exact(want);
             }
-            let (in0, out0) = (self.d.total_in(), out.len());
-            let st = self
-                .d
-                .decompress_vec(input, out, FlushDecompress::Sync)
-                .map_err(inflate_error)?;
-            let used = usize::try_from(self.d.total_in() - in0).unwrap_or(input.len());
+            let p = self.d.inflate(input, out)?;
+            let (used, produced) = (p.consumed, p.produced);
             input = input.get(used..).unwrap_or(&[]);
-            let produced = out.len() - out0;
             if out.len() > max {
                 return Err(too_large);
             }
-            if st == Status::StreamEnd {
+            if p.stream_end {
                 // BFINAL block: start a fresh stream for whatever follows.
-                self.d.reset(false);
+                self.d.reset();
                 if input.is_empty() {
                     return Ok(());
                 }

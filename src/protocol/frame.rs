@@ -6,7 +6,7 @@ use super::mask::apply_mask;
 
 /// Frame opcode.
 #[repr(u8)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum OpCode {
     /// Continuation of a fragmented message.
     Continuation = 0,

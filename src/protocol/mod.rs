@@ -10,6 +10,7 @@ pub mod error;
 pub mod frame;
 pub mod handshake;
 pub mod mask;
+mod raw_inflate;
 pub mod utf8;
 
 pub use close::{close_payload, is_valid_app_close_code, is_valid_wire_close_code, CloseState};

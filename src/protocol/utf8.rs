@@ -9,7 +9,7 @@ use super::error::ProtocolError;
 /// The bulk is checked by `std::str::from_utf8`; an incomplete sequence at
 /// the end of a chunk is carried over (std already verifies that such a tail
 /// is a possible prefix, e.g. `ED A0` or `F4 90` are rejected right away).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Utf8Validator {
     carry: [u8; 4],
     carry_len: u8,

@@ -188,4 +188,17 @@ pub trait Handler: Sized + 'static {
     /// Bytes another worker sent with [`Ctx::send_to_worker`](crate::runtime::Ctx::send_to_worker)
     /// on `channel` (a layer's own message kind; the runtime does not interpret it).
     fn on_peer_message(&self, cx: &Ctx<Self>, from_worker: usize, channel: u16, data: &[u8]) {}
+
+    /// The connection leaves this worker, alive, for the replacement of a rolling reload or
+    /// a binary upgrade. Return what the layer needs to go on with it there (it reaches
+    /// [`on_adopt`](Handler::on_adopt) in the new worker) and drop it here: neither
+    /// `on_close` nor `on_disconnect` is called for it in this worker.
+    fn on_hand_off(&self, cx: &Ctx<Self>, conn: ConnId) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// A connection handed over by the worker this one replaces, with what `on_hand_off`
+    /// returned there. Its fd, slot and `connection_info` are those it had; `on_open` is not
+    /// called again. Called before any of its input is handled here.
+    fn on_adopt(&self, cx: &Ctx<Self>, conn: ConnId, state: Option<&[u8]>) {}
 }

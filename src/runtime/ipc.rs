@@ -56,6 +56,11 @@ pub(crate) enum Msg<'a> {
         remote: std::net::SocketAddr,
         input: &'a [u8],
     },
+    /// An established connection handed over in a reload, with its whole state (an encoded
+    /// `MovedConn`; the socket travels beside it).
+    Migrate { state: &'a [u8] },
+    /// The sender (a retiring worker, by region) has handed over every connection it will.
+    MigrateDone { from_region: u32 },
 }
 
 const K_PUSH: u8 = 1;
@@ -63,6 +68,8 @@ const K_DISCONNECT: u8 = 2;
 const K_BROADCAST: u8 = 3;
 const K_PEER: u8 = 4;
 const K_ADOPT: u8 = 5;
+const K_MIGRATE: u8 = 6;
+const K_MIGRATE_DONE: u8 = 7;
 
 impl Msg<'_> {
     /// Serialises the message body.
@@ -123,6 +130,14 @@ impl Msg<'_> {
                 out.extend_from_slice(addr.as_bytes());
                 out.extend_from_slice(input);
             }
+            Msg::Migrate { state } => {
+                out.push(K_MIGRATE);
+                out.extend_from_slice(state);
+            }
+            Msg::MigrateDone { from_region } => {
+                out.push(K_MIGRATE_DONE);
+                out.extend_from_slice(&from_region.to_le_bytes());
+            }
         }
         out
     }
@@ -131,6 +146,8 @@ impl Msg<'_> {
         match self {
             Msg::Push { data, .. } | Msg::Peer { data, .. } => data.len(),
             Msg::Adopt { input, .. } => input.len() + 48,
+            Msg::Migrate { state } => state.len(),
+            Msg::MigrateDone { .. } => 4,
             Msg::Disconnect { reason, .. } => reason.len(),
             Msg::Broadcast { frame, only } => {
                 frame.len() + only.as_ref().map_or(0, |v| v.len() * 8)
@@ -188,6 +205,10 @@ impl Msg<'_> {
                     input: rest.get(3 + n..)?,
                 })
             }
+            K_MIGRATE => Some(Msg::Migrate { state: rest }),
+            K_MIGRATE_DONE => Some(Msg::MigrateDone {
+                from_region: u32::from_le_bytes(rest.get(0..4)?.try_into().ok()?),
+            }),
             _ => None,
         }
     }
@@ -575,6 +596,10 @@ mod tests {
                 from_worker: 3,
                 data: b"",
             },
+            Msg::Migrate {
+                state: b"\x93\x01\x02\x03",
+            },
+            Msg::MigrateDone { from_region: 5 },
             Msg::Peer {
                 channel: u16::MAX,
                 from_worker: 1,

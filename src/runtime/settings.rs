@@ -56,6 +56,10 @@ pub struct Settings {
     pub max_header_size: usize,
     /// How long shutdown and reload wait for clients to finish their closing handshakes.
     pub max_wait_time: Duration,
+    /// A rolling reload (SIGUSR1) and a binary upgrade hand established connections to the
+    /// new workers instead of closing them with 1001 (default `true`; see the README's
+    /// "Reload and upgrade without dropping anyone").
+    pub reload_keeps_connections: bool,
     /// Written with the master's pid at start, removed at exit.
     pub pid_file: Option<PathBuf>,
     /// Most bytes a worker keeps queued toward one other worker whose channel is full (Swoole's
@@ -108,6 +112,7 @@ impl Default for Settings {
             handshake_timeout: Duration::from_secs(10),
             max_header_size: 8 * 1024,
             max_wait_time: Duration::from_secs(3),
+            reload_keeps_connections: true,
             pid_file: None,
             pipe_buffer_size: 8 * 1024 * 1024,
             handle_queue_size: 65_536,
@@ -202,6 +207,10 @@ impl Settings {
         set(&mut self.handshake_timeout, c.handshake_timeout_ms.map(ms));
         set(&mut self.max_header_size, c.max_header_size);
         set(&mut self.max_wait_time, c.max_wait_time_ms.map(ms));
+        set(
+            &mut self.reload_keeps_connections,
+            c.reload_keeps_connections,
+        );
         set(&mut self.pid_file, c.pid_file.map(Some));
         set(&mut self.pipe_buffer_size, c.pipe_buffer_size);
         set(&mut self.handle_queue_size, c.handle_queue_size);
@@ -281,6 +290,7 @@ struct ConfigFile {
     handshake_timeout_ms: Option<u64>,
     max_header_size: Option<usize>,
     max_wait_time_ms: Option<u64>,
+    reload_keeps_connections: Option<bool>,
     pid_file: Option<PathBuf>,
     pipe_buffer_size: Option<usize>,
     handle_queue_size: Option<usize>,

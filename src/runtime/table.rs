@@ -24,6 +24,28 @@ pub const TABLE_NAME: &str = "prefork-ws-table";
 /// Connection id, unique for the life of the server (Swoole's `$fd`).
 pub type Fd = u64;
 
+/// Status bit of a slot whose connection was handed to the worker in the sibling region
+/// (`region ± worker_num`) during a reload: the slot still names the fd, so that messages for
+/// it find their way, but the connection lives in the sibling slot of the same index.
+const MOVED: u32 = 1 << 9;
+const V6: u32 = 1 << 8;
+
+/// A slot's connection fields, as handed from worker to worker with the connection (so that
+/// `connection_info` does not change when a connection moves).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct SlotImage {
+    pub connect_ms: u64,
+    pub last_recv_ms: u64,
+    pub last_send_ms: u64,
+    pub ip_hi: u64,
+    pub ip_lo: u64,
+    pub status: u32,
+    pub remote_port: u32,
+    pub server_port: u32,
+    pub socket_fd: u32,
+    pub server_fd: u32,
+}
+
 /// One connection's shared state. Every field is an atomic so concurrent reads are defined.
 #[repr(C)]
 pub(crate) struct Slot {
@@ -34,7 +56,7 @@ pub(crate) struct Slot {
     last_send_ms: AtomicU64,
     ip_hi: AtomicU64,
     ip_lo: AtomicU64,
-    /// websocket_status (low byte) | ipv6 flag (bit 8)
+    /// websocket_status (low byte) | ipv6 flag (bit 8) | moved flag (bit 9, see `MOVED`)
     status: AtomicU32,
     remote_port: AtomicU32,
     server_port: AtomicU32,
@@ -52,7 +74,9 @@ pub(crate) struct RegionHeader {
     /// 1 once the worker's reactor is running and accepting.
     pub ready: AtomicU32,
     pub worker_id: AtomicU32,
-    pub _pad: AtomicU32,
+    /// Set by the master before it stops this region's worker in a reload or an upgrade: the
+    /// region (+ 1) its connections are to be handed to; 0: close them (a plain stop).
+    pub handoff_to: AtomicU32,
     pub started_ms: AtomicU64,
     pub connections: AtomicU64,
     pub accepted: AtomicU64,
@@ -324,15 +348,99 @@ impl SharedTable {
         (gen * self.slots as u64 + slot as u64) * self.regions as u64 + region as u64 + 1
     }
 
-    /// Region that owns `fd` (no liveness check).
-    pub fn region_of(&self, fd: Fd) -> Option<usize> {
-        self.decode(fd).map(|(r, _, _)| r)
+    /// The other region of the same worker id (where a reload's replacement runs).
+    fn sibling(&self, region: usize) -> usize {
+        let n = self.regions / 2;
+        if n == 0 {
+            region
+        } else if region < n {
+            region + n
+        } else {
+            region - n
+        }
     }
 
-    /// Slot index of `fd` inside its region, if `fd` is currently live there.
+    /// Where `fd` lives: the slot of its own region, or the same slot of the sibling region
+    /// once it was handed over in a reload (the fd is kept). `moved` is whether only a
+    /// `MOVED` slot names it (its hand-off message is on the way to the sibling).
+    fn locate(&self, fd: Fd) -> Option<(usize, usize, bool)> {
+        let (home, s, _) = self.decode(fd)?;
+        let mut moved = None;
+        for r in [home, self.sibling(home)] {
+            let slot = self.slot(r, s);
+            if slot.fd.load(Ordering::Acquire) != fd {
+                continue;
+            }
+            if slot.status.load(Ordering::Acquire) & MOVED == 0 {
+                return Some((r, s, false));
+            }
+            moved = Some(r);
+        }
+        moved.map(|r| (self.sibling(r), s, true))
+    }
+
+    /// The region to send messages for `fd` to: where it lives, or where it is being handed
+    /// (no liveness check beyond that; `None` for a value that is no fd of ours).
+    pub fn region_of(&self, fd: Fd) -> Option<usize> {
+        match self.locate(fd) {
+            Some((r, _, _)) => Some(r),
+            None => self.decode(fd).map(|(r, _, _)| r),
+        }
+    }
+
+    /// Region and slot of `fd` if it is live (or being handed to the sibling region, which is
+    /// then named).
     pub fn live_slot(&self, fd: Fd) -> Option<(usize, usize)> {
-        let (r, s, _) = self.decode(fd)?;
-        (self.slot(r, s).fd.load(Ordering::Acquire) == fd).then_some((r, s))
+        self.locate(fd).map(|(r, s, _)| (r, s))
+    }
+
+    /// The fields of a live slot, to hand over with its connection.
+    pub fn image(&self, region: usize, slot: usize) -> SlotImage {
+        let s = self.slot(region, slot);
+        SlotImage {
+            connect_ms: s.connect_ms.load(Ordering::Relaxed),
+            last_recv_ms: s.last_recv_ms.load(Ordering::Relaxed),
+            last_send_ms: s.last_send_ms.load(Ordering::Relaxed),
+            ip_hi: s.ip_hi.load(Ordering::Relaxed),
+            ip_lo: s.ip_lo.load(Ordering::Relaxed),
+            status: s.status.load(Ordering::Relaxed) & !MOVED,
+            remote_port: s.remote_port.load(Ordering::Relaxed),
+            server_port: s.server_port.load(Ordering::Relaxed),
+            socket_fd: s.socket_fd.load(Ordering::Relaxed),
+            server_fd: s.server_fd.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Marks a slot whose connection was handed to the sibling region (see `MOVED`).
+    pub fn mark_moved(&self, region: usize, slot: usize) {
+        self.slot(region, slot)
+            .status
+            .fetch_or(MOVED, Ordering::Release);
+    }
+
+    /// Publishes a connection handed over from another worker under its own fd, with the
+    /// fields it had there (`socket_fd` is this process's descriptor).
+    pub fn adopt(&self, region: usize, slot: usize, fd: Fd, img: &SlotImage) {
+        let s = self.slot(region, slot);
+        s.fd.store(0, Ordering::Release);
+        s.connect_ms.store(img.connect_ms, Ordering::Relaxed);
+        s.last_recv_ms.store(img.last_recv_ms, Ordering::Relaxed);
+        s.last_send_ms.store(img.last_send_ms, Ordering::Relaxed);
+        s.ip_hi.store(img.ip_hi, Ordering::Relaxed);
+        s.ip_lo.store(img.ip_lo, Ordering::Relaxed);
+        s.status.store(img.status & !MOVED, Ordering::Relaxed);
+        s.remote_port.store(img.remote_port, Ordering::Relaxed);
+        s.server_port.store(img.server_port, Ordering::Relaxed);
+        s.server_fd.store(img.server_fd, Ordering::Relaxed);
+        s.socket_fd.store(img.socket_fd, Ordering::Relaxed);
+        s.send_queued.store(0, Ordering::Relaxed);
+        s.recv_queued.store(0, Ordering::Relaxed);
+        s.fd.store(fd, Ordering::Release);
+    }
+
+    /// Whether slot (`region`, `slot`) holds no connection (a handed-over one can take it).
+    pub fn slot_is_free(&self, region: usize, slot: usize) -> bool {
+        slot < self.slots && self.slot(region, slot).fd.load(Ordering::Acquire) == 0
     }
 
     /// Claims `slot` of `region` for a new connection and returns its fresh fd.
@@ -345,7 +453,7 @@ impl SharedTable {
             IpAddr::V4(a) => (0, u32::from(a) as u64, 0),
             IpAddr::V6(a) => {
                 let b = u128::from(a);
-                ((b >> 64) as u64, b as u64, 1u32 << 8)
+                ((b >> 64) as u64, b as u64, V6)
             }
         };
         s.ip_hi.store(hi, Ordering::Relaxed);
@@ -365,6 +473,15 @@ impl SharedTable {
         s.send_queued.store(0, Ordering::Relaxed);
         s.recv_queued.store(0, Ordering::Relaxed);
         s.fd.store(fd, Ordering::Release);
+        fd
+    }
+
+    /// Like [`adopt`](SharedTable::adopt) when the connection cannot keep its fd: a fresh fd
+    /// for slot (`region`, `slot`), the other fields as they were.
+    pub fn adopt_fresh(&self, region: usize, slot: usize, img: &SlotImage) -> Fd {
+        let gen = self.slot(region, slot).gen.fetch_add(1, Ordering::Relaxed);
+        let fd = self.encode(region, slot, gen);
+        self.adopt(region, slot, fd, img);
         fd
     }
 
@@ -390,12 +507,13 @@ impl SharedTable {
             Some(n.saturating_sub(held))
         });
         h.ready.store(0, Ordering::Relaxed);
+        h.handoff_to.store(0, Ordering::Relaxed);
     }
 
     pub fn set_status(&self, region: usize, slot: usize, status: u8) {
         let s = self.slot(region, slot);
-        let v6 = s.status.load(Ordering::Relaxed) & (1 << 8);
-        s.status.store(v6 | status as u32, Ordering::Release);
+        let flags = s.status.load(Ordering::Relaxed) & (V6 | MOVED);
+        s.status.store(flags | status as u32, Ordering::Release);
     }
 
     pub fn touch_recv(&self, region: usize, slot: usize, now_ms: u64) {
@@ -427,7 +545,11 @@ impl SharedTable {
             if slot.fd.load(Ordering::Acquire) == 0 {
                 continue;
             }
-            let st = (slot.status.load(Ordering::Relaxed) & 0xff) as usize;
+            let status = slot.status.load(Ordering::Relaxed);
+            if status & MOVED != 0 {
+                continue;
+            }
+            let st = (status & 0xff) as usize;
             if let Some(c) = n.get_mut(st) {
                 *c += 1;
             }
@@ -445,18 +567,24 @@ impl SharedTable {
 
     /// Consistent snapshot of a live connection, from any process.
     pub fn info(&self, fd: Fd) -> Option<ConnectionInfo> {
-        let (r, si, _) = self.decode(fd)?;
+        let (r, si, moved) = self.locate(fd)?;
+        if moved {
+            return None; // on its way to another worker: not live in any table slot now
+        }
         let s = self.slot(r, si);
         for _ in 0..4 {
             if s.fd.load(Ordering::Acquire) != fd {
                 return None;
             }
             let status = s.status.load(Ordering::Acquire);
+            if status & MOVED != 0 {
+                return None;
+            }
             let (hi, lo) = (
                 s.ip_hi.load(Ordering::Relaxed),
                 s.ip_lo.load(Ordering::Relaxed),
             );
-            let ip: IpAddr = if status & (1 << 8) != 0 {
+            let ip: IpAddr = if status & V6 != 0 {
                 IpAddr::V6(Ipv6Addr::from(((hi as u128) << 64) | lo as u128))
             } else {
                 IpAddr::V4(Ipv4Addr::from(lo as u32))
@@ -495,8 +623,9 @@ impl SharedTable {
                 continue;
             }
             for s in 0..self.slots {
-                let fd = self.slot(r, s).fd.load(Ordering::Acquire);
-                if fd != 0 {
+                let slot = self.slot(r, s);
+                let fd = slot.fd.load(Ordering::Acquire);
+                if fd != 0 && slot.status.load(Ordering::Relaxed) & MOVED == 0 {
                     out.push(fd);
                 }
             }

@@ -105,6 +105,13 @@ impl<H: Handler> Master<H> {
             let _ = kill(step.old_pid, Signal::SIGKILL);
             Instant::now() + Duration::from_secs(3600) // already killed; reaped soon
         } else {
+            if ready && self.settings.reload_keeps_connections {
+                // The replacement is up: the old worker hands its connections to it.
+                self.table
+                    .region(step.old_region)
+                    .handoff_to
+                    .store(step.new_region as u32 + 1, Ordering::Release);
+            }
             let _ = kill(step.old_pid, Signal::SIGTERM);
             // It gets max_wait_time to drain, then a grace second, then SIGKILL.
             self.drain_deadline()

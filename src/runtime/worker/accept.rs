@@ -149,6 +149,30 @@ impl Core {
         }
     }
 
+    /// Registers this worker's own listening sockets (a reload's replacement, once the worker
+    /// it replaces has handed its connections over) and accepts what queued meanwhile.
+    pub(super) fn release_own_listeners(&mut self) {
+        for i in 0..self.listeners.len() {
+            let token = self.tokens.listener(i);
+            let l = &mut self.listeners[i];
+            if l.owner != self.worker_id || l.registered {
+                continue;
+            }
+            match self
+                .registry
+                .register(&mut l.sock, token, Interest::READABLE)
+            {
+                Ok(()) => l.registered = true,
+                Err(e) => log::error!("Worker#{}: cannot accept: {e}", self.worker_id),
+            }
+        }
+        for i in 0..self.listeners.len() {
+            if self.listeners[i].registered {
+                self.accept_all(i);
+            }
+        }
+    }
+
     /// After a back-off, accepts again on the listeners that are ours to serve.
     pub(super) fn retry_accept(&mut self) {
         match self.accept_retry_at {

@@ -11,8 +11,8 @@ use mio::net::TcpListener;
 use mio::unix::SourceFd;
 use mio::{Interest, Poll, Registry, Waker};
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal};
-use slab::Slab;
 
+use super::conn_slab::ConnSlab;
 use super::context::{Ctx, Inner};
 use super::tokens::Tokens;
 use super::{guarded, Core, ListenerRt, PortRt, Worker, READ_BUF};
@@ -144,7 +144,19 @@ fn build_core(
     }
     let tokens = Tokens::new(slots, n_listeners, regions)
         .ok_or_else(|| io::Error::other("token layout overflows"))?;
-    let listeners = open_listeners(boot, &registry, &tokens)?;
+    // A reload's replacement: the worker it replaces still runs (in the sibling region) and
+    // will hand its connections over; their slots must stay free until then.
+    let sibling = (region + regions / 2) % regions;
+    let now = clock::mono_ms();
+    let st = &boot.settings;
+    let accept_hold = (st.reload_keeps_connections
+        && sibling != region
+        && table.region(sibling).pid.load(Ordering::Relaxed) != 0)
+        .then(|| {
+            let wait = st.max_wait_time.as_millis() as u64 + 1000;
+            (sibling, now + wait)
+        });
+    let listeners = open_listeners(boot, &registry, &tokens, accept_hold.is_none())?;
     registry.register(
         &mut SourceFd(&boot.ipc_rx),
         tokens.ipc_rx(),
@@ -156,8 +168,6 @@ fn build_core(
         Interest::READABLE,
     )?;
     let waker = Arc::new(Waker::new(&registry, tokens.waker())?);
-    let now = clock::mono_ms();
-    let st = &boot.settings;
     let core = Core {
         worker_id: boot.worker_id,
         region,
@@ -165,7 +175,7 @@ fn build_core(
         table,
         registry,
         tokens,
-        conns: Slab::with_capacity(slots),
+        conns: ConnSlab::with_capacity(slots),
         listeners,
         ports: boot
             .listeners
@@ -208,6 +218,11 @@ fn build_core(
         accepted: 0,
         closed: 0,
         slots,
+        migrate_to: None,
+        unmarked: Vec::new(),
+        migrate_done_sent: false,
+        moved_out: 0,
+        accept_hold,
     };
     Ok((core, waker))
 }
@@ -217,6 +232,7 @@ fn open_listeners(
     boot: &WorkerBoot,
     registry: &Registry,
     tokens: &Tokens,
+    accept_now: bool,
 ) -> io::Result<Vec<ListenerRt>> {
     let mut listeners = Vec::new();
     for (pi, l) in boot.listeners.iter().enumerate() {
@@ -226,7 +242,7 @@ fn open_listeners(
             // server; this process owns its inherited copies of the descriptors.
             let std_l = unsafe { std::net::TcpListener::from_raw_fd(raw) };
             let mut sock = TcpListener::from_std(std_l);
-            let mine = owner == boot.worker_id;
+            let mine = owner == boot.worker_id && accept_now;
             if mine {
                 let token = tokens.listener(listeners.len());
                 registry.register(&mut sock, token, Interest::READABLE)?;

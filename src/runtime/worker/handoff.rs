@@ -80,7 +80,7 @@ impl Core {
         }
     }
 
-    fn register_ipc_tx_if_queued(&mut self, region: usize) {
+    pub(super) fn register_ipc_tx_if_queued(&mut self, region: usize) {
         if self.outbox.queued(region) > 0 && !self.ipc_tx_registered[region] {
             let tx = self.ipc_tx[region];
             let token = self.tokens.ipc_tx(region);

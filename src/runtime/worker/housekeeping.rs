@@ -25,6 +25,7 @@ impl<H: Handler> Worker<H> {
         }
         let mut core = self.cx.core();
         core.expire_deadlines();
+        core.check_accept_hold(None);
         core.retry_accept();
         core.periodic();
     }
@@ -142,7 +143,8 @@ impl Core {
     /// set).
     pub(super) fn next_wakeup(&self, timer: Option<u64>) -> u64 {
         let mut next = self.next_sync;
-        for d in [timer, self.accept_retry_at, self.stopping]
+        let hold = self.accept_hold.map(|(_, at)| at);
+        for d in [timer, self.accept_retry_at, self.stopping, hold]
             .into_iter()
             .flatten()
         {

@@ -204,7 +204,7 @@ impl Core {
             self.refuse(key, 413, b"Payload Too Large");
             return None;
         }
-        let c = &mut self.conns[key];
+        let c = self.conns.get_mut(key)?;
         let start = *pos;
         if c.inbuf.len() < start + head_len + body_len {
             return None;

@@ -20,6 +20,7 @@ impl<H: Handler> Worker<H> {
             }
             self.cx.core().flush_dirty();
             self.reap();
+            self.migrate_ready();
             let quiet = self.cx.core().is_quiet();
             if quiet && self.cx.inner().deferred.borrow().is_empty() {
                 break;
@@ -61,7 +62,11 @@ impl<H: Handler> Worker<H> {
             return;
         }
         guarded("on_worker_stop", || self.handler.on_worker_stop(&self.cx));
-        self.cx.core().close_all_websockets();
+        if self.cx.core().start_migration() {
+            self.migrate_ready();
+        } else {
+            self.cx.core().close_all_websockets();
+        }
     }
 
     pub(super) fn finish_stop(&self) {
@@ -154,7 +159,15 @@ impl Core {
 
     fn kill_all(&mut self) {
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        if self.migrate_to.is_some() && !keys.is_empty() {
+            log::warn!(
+                "Worker#{}: {} connections could not be handed over in time; closing them with 1001",
+                self.worker_id,
+                keys.len()
+            );
+        }
         for k in keys {
+            self.send_close(k, 1001, "server shutdown", CloseReason::Shutdown);
             self.flush(k);
             self.kill(k, CloseReason::Shutdown);
         }
@@ -174,7 +187,8 @@ impl Core {
 
     /// Whether the stop is complete (no connections left, or out of time).
     pub(super) fn stop_done(&self) -> bool {
-        self.stopping
-            .is_some_and(|deadline| self.conns.is_empty() || self.now >= deadline)
+        self.stopping.is_some_and(|deadline| {
+            (self.conns.is_empty() && self.migration_flushed()) || self.now >= deadline
+        })
     }
 }

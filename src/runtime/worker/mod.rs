@@ -19,6 +19,7 @@
 
 mod accept;
 mod boot;
+mod conn_slab;
 mod context;
 mod deadlines;
 mod event_loop;
@@ -27,6 +28,7 @@ mod housekeeping;
 mod http;
 mod lifecycle;
 mod mailbox;
+mod migrate;
 mod output;
 mod peers;
 mod read;
@@ -39,7 +41,6 @@ use std::os::fd::RawFd;
 
 use mio::net::TcpListener;
 use mio::Registry;
-use slab::Slab;
 use thin_vec::ThinVec;
 
 pub use context::{BroadcastReport, Ctx};
@@ -106,7 +107,7 @@ pub(crate) struct Core {
     table: SharedTable,
     registry: Registry,
     tokens: Tokens,
-    conns: Slab<Conn>,
+    conns: conn_slab::ConnSlab<Conn>,
     listeners: Vec<ListenerRt>,
     ports: Vec<PortRt>,
     rbuf: Vec<u8>,
@@ -148,6 +149,15 @@ pub(crate) struct Core {
     accepted: u64,
     closed: u64,
     slots: usize,
+    /// Retiring in a reload: the region connections are handed to (see `migrate`).
+    migrate_to: Option<usize>,
+    /// Slots handed over whose state still waits in the IPC queue (marked moved once sent).
+    unmarked: Vec<usize>,
+    migrate_done_sent: bool,
+    moved_out: u64,
+    /// A replacement waiting for the worker it replaces (region) to hand its connections
+    /// over, until a monotonic deadline: its own listener is not registered meanwhile.
+    accept_hold: Option<(usize, u64)>,
 }
 
 impl Core {

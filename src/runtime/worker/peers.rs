@@ -24,10 +24,11 @@ impl Core {
         if region != self.region {
             return Some(Owner::Remote(region));
         }
-        self.conns
-            .get(slot)
-            .filter(|c| c.fd == fd)
-            .map(|_| Owner::Local(slot))
+        match self.conns.get(slot).filter(|c| c.fd == fd) {
+            Some(_) => Some(Owner::Local(slot)),
+            // Handed to the replacement; its slot here is not marked yet.
+            None => self.moved_away(fd).map(Owner::Remote),
+        }
     }
 
     /// Sends an IPC message to `region`, queueing if its socket is full.
@@ -168,7 +169,10 @@ impl<H: Handler> Worker<H> {
                 }),
                 Some(socket),
             ) => self.on_adopt(socket, port_idx, remote, input),
-            (Some(Msg::Adopt { .. }), None) => log::warn!("ipc: a hand-off without its socket"),
+            (Some(Msg::Migrate { state }), Some(socket)) => self.on_migrate(socket, state),
+            (Some(Msg::Adopt { .. } | Msg::Migrate { .. }), None) => {
+                log::warn!("ipc: a hand-off without its socket")
+            }
             (Some(m), _) => self.apply_ipc(m),
             (None, _) => log::warn!("ipc: malformed message of {} bytes dropped", body.len()),
         });
@@ -211,7 +215,11 @@ impl<H: Handler> Worker<H> {
                         .on_peer_message(&self.cx, from_worker as usize, channel, data)
                 });
             }
-            Msg::Adopt { .. } => {} // handled with its socket in on_ipc
+            Msg::MigrateDone { from_region } => {
+                self.cx.core().check_accept_hold(Some(from_region as usize));
+            }
+            // Handled with their sockets in on_ipc.
+            Msg::Adopt { .. } | Msg::Migrate { .. } => {}
         }
     }
 }

@@ -103,7 +103,7 @@ impl Core {
         c.decoder = Some(dec);
         table.set_status(region, key, WEBSOCKET_STATUS_ACTIVE);
         self.queue(key, response, usize::MAX);
-        if self.stopping.is_some() {
+        if self.stopping.is_some() && self.migrate_to.is_none() {
             // Shutting down or reloading: the handshake succeeds, then the client is told to
             // reconnect (to the replacement worker).
             self.send_close(key, 1001, "server shutdown", CloseReason::Shutdown);
