@@ -1,4 +1,4 @@
-//! `prefork-ctl reload|stop|status --pid-file FILE [--timeout SECS]`: drives a running
+//! `prefork-ctl reload|upgrade|stop|status --pid-file FILE [--timeout SECS]`: drives a running
 //! prefork-ws server with signals and reads its shared table for status.
 
 use std::path::{Path, PathBuf};
@@ -21,6 +21,10 @@ struct Cli {
 enum Command {
     /// Rolling reload, one worker at a time (SIGUSR1 to the master).
     Reload(Target),
+    /// Binary upgrade (SIGURG to the master): the executable is started again as a new master
+    /// on the same listeners and takes every connection over; waits up to --timeout and
+    /// reports the new master's pid, or the failure (the running master then serves on).
+    Upgrade(Target),
     /// Graceful shutdown (SIGTERM to the master); waits up to --timeout for it to exit.
     Stop(Target),
     /// Prints the master's and every worker's pid, uptime, connections and counters.
@@ -79,8 +83,48 @@ fn fmt_uptime(ms: u64) -> String {
     format!("{}h{:02}m{:02}s", s / 3600, s / 60 % 60, s % 60)
 }
 
+/// Signals the upgrade and follows it in the shared table until the new master has taken
+/// over (and the pid file names it) or the upgrade failed.
+fn upgrade(pid: i32, target: &Target) -> Result<(), String> {
+    use prefork_ws::runtime::inspect::{TableWatch, UpgradeState};
+    let watch = TableWatch::open(pid as u32).map_err(|e| e.to_string())?;
+    if let UpgradeState::Running(p) = watch.upgrade() {
+        return Err(format!("an upgrade is already running (new master {p})"));
+    }
+    let before = (watch.upgrade(), watch.upgrade_pid());
+    signal(pid, libc::SIGURG)?;
+    let timeout = Duration::from_secs(target.timeout);
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        // The old master names the new one (upgrade_pid) when it starts it: a state with
+        // another pid than before is this upgrade's.
+        let now = (watch.upgrade(), watch.upgrade_pid());
+        if now != before {
+            match now.0 {
+                UpgradeState::Failed => {
+                    return Err(format!(
+                        "upgrade failed: the new executable did not take over; master {pid} keeps serving (see its log)"
+                    ));
+                }
+                UpgradeState::Done(new) if read_pid(&target.pid_file) == Ok(new as i32) => {
+                    println!("upgraded: master {pid} -> {new} (connections handed over)");
+                    return Ok(());
+                }
+                _ => {}
+            }
+        } else if !alive(pid) {
+            return Err(format!("master {pid} exited"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Err(format!("upgrade not complete after {timeout:?}"))
+}
+
 fn run(cmd: &Command) -> Result<(), String> {
-    let (Command::Reload(target) | Command::Stop(target) | Command::Status(target)) = cmd;
+    let (Command::Reload(target)
+    | Command::Upgrade(target)
+    | Command::Stop(target)
+    | Command::Status(target)) = cmd;
     let pid = read_pid(&target.pid_file)?;
     if !alive(pid) {
         return Err(format!("server (pid {pid}) is not running"));
@@ -90,6 +134,7 @@ fn run(cmd: &Command) -> Result<(), String> {
             signal(pid, libc::SIGUSR1)?;
             println!("reload requested (SIGUSR1 to {pid})");
         }
+        Command::Upgrade(_) => upgrade(pid, target)?,
         Command::Stop(_) => {
             let timeout = Duration::from_secs(target.timeout);
             signal(pid, libc::SIGTERM)?;

@@ -2,15 +2,17 @@
 //! step of the system clock (NTP, an operator) neither closes every connection as idle nor
 //! stalls timers. Wall time is only what `connection_info` and `stats` report.
 
-use std::sync::OnceLock;
-use std::time::Instant;
-
-static EPOCH: OnceLock<Instant> = OnceLock::new();
-
-/// Milliseconds on the monotonic clock since the process set (the master sets the epoch before
-/// it forks, so workers share it).
+/// Milliseconds on the system's monotonic clock (`CLOCK_MONOTONIC`, since boot): the same
+/// in every process, so deadlines and last-receive times keep their meaning when a
+/// connection moves to a worker of another master (a binary upgrade).
 pub fn mono_ms() -> u64 {
-    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
 /// Unix time in milliseconds (for reporting only).

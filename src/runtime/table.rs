@@ -110,7 +110,17 @@ pub(crate) struct GlobalHeader {
     pub connections: AtomicU64,
     pub reloads: AtomicU64,
     pub worker_restarts: AtomicU64,
+    /// A binary upgrade: 0 none, then `UPGRADE_*` (see `master::upgrade`).
+    pub upgrade: AtomicU32,
+    /// The new master's pid during and after an upgrade.
+    pub upgrade_pid: AtomicU32,
+    /// `LAYOUT`: a new binary maps an inherited table only if it lays it out the same way.
+    pub layout: AtomicU32,
+    pub _pad: AtomicU32,
 }
+
+/// Version of the table's layout (bumped whenever a header or slot changes).
+pub(crate) const LAYOUT: u32 = 0x5057_0002;
 
 /// Snapshot of one connection, what `connection_info` returns.
 #[derive(Debug, Clone, PartialEq)]
@@ -202,6 +212,8 @@ pub(crate) struct NewConn {
 #[derive(Clone, Copy)]
 pub(crate) struct SharedTable {
     base: NonNull<u8>,
+    /// The memfd (-1 for a table mapped from a path by a tool).
+    mfd: i32,
     regions: usize,
     slots: usize,
 }
@@ -235,7 +247,35 @@ impl SharedTable {
         let t = Self::map(mfd, len, regions, slots)?;
         t.global().regions.store(regions as u32, Ordering::Relaxed);
         t.global().slots.store(slots as u32, Ordering::Relaxed);
+        t.global().layout.store(LAYOUT, Ordering::Relaxed);
         Ok(t)
+    }
+
+    /// The memfd behind the table (kept open for the life of the process that created or
+    /// inherited it), to pass to a new master in a binary upgrade.
+    pub fn memfd(&self) -> i32 {
+        self.mfd
+    }
+
+    /// Maps the table of the master this process replaces (a binary upgrade), from the memfd
+    /// it inherited; an error unless the table is laid out as this build lays it out.
+    pub fn inherit(mfd: i32) -> std::io::Result<SharedTable> {
+        let len = std::mem::size_of::<GlobalHeader>();
+        let head = Self::map(mfd, len, 1, 1)?;
+        let g = head.global();
+        let (regions, slots, layout) = (
+            g.regions.load(Ordering::Relaxed) as usize,
+            g.slots.load(Ordering::Relaxed) as usize,
+            g.layout.load(Ordering::Relaxed),
+        );
+        // SAFETY: unmapping the header-only mapping made just above.
+        unsafe { libc::munmap(head.base.as_ptr().cast(), len) };
+        if layout != LAYOUT || regions == 0 || slots == 0 {
+            return Err(std::io::Error::other(
+                "the running server's table has another layout (a different version)",
+            ));
+        }
+        Self::map(mfd, Self::byte_len(regions, slots), regions, slots)
     }
 
     /// Maps the table of a running server from a path to its memfd (read-mostly use by tools).
@@ -283,6 +323,7 @@ impl SharedTable {
         let base = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| std::io::Error::other("mmap"))?;
         Ok(SharedTable {
             base,
+            mfd: fd,
             regions,
             slots,
         })

@@ -9,7 +9,10 @@ mod bind;
 mod reload;
 mod supervise;
 mod tls;
+mod upgrade;
 mod watchdog;
+
+pub(crate) use upgrade::{UPGRADE_DONE, UPGRADE_FAILED, UPGRADE_RUNNING};
 
 use std::collections::VecDeque;
 use std::io::{self, Write};
@@ -123,6 +126,18 @@ struct Master<H> {
     reload: Option<ReloadStep>,
     /// Old workers told to stop by a reload: (pid, region, kill deadline).
     retiring: Vec<(Pid, usize, Instant)>,
+    /// The executable and arguments this master was started with (a binary upgrade runs
+    /// them again).
+    exe: Option<PathBuf>,
+    args: Vec<std::ffi::OsString>,
+    /// An upgrade this master started (its new master).
+    upgrade: Option<upgrade::UpgradeChild>,
+    /// A new master has taken over from this one.
+    taken_over: bool,
+    /// This is a new master waiting for its workers before it takes over.
+    takeover: Option<upgrade::Takeover>,
+    /// The old master's workers, stopping after a takeover: (pid, region, kill deadline).
+    foreign: Vec<(Pid, usize, Instant)>,
 }
 
 /// Runs a server: makes the calling process the master, which binds `spec`'s ports, forks
@@ -145,6 +160,70 @@ pub fn serve<H: Handler>(spec: ServeSpec, handler: H) -> Result<(), Error> {
     let tls = tls::load_all(&spec.listeners, &st)?;
     let (max_conn, slots) = bind::capacity(st.max_conn, st.worker_num);
     st.max_conn = max_conn as usize;
+    let inherited = upgrade::Inherited::from_env();
+    let (ports, table, channels) = match &inherited {
+        Some(inh) => inherit_all(inh, &spec, &st, slots)?,
+        None => bind_all(&spec, &st, slots)?,
+    };
+    let g = table.global();
+    g.worker_num.store(st.worker_num as u32, Ordering::Relaxed);
+    if inherited.is_none() {
+        g.master_pid.store(std::process::id(), Ordering::Relaxed);
+        g.started_ms.store(clock::wall_ms(), Ordering::Relaxed);
+    }
+    if let (Some(p), None) = (&st.pid_file, &inherited) {
+        std::fs::write(p, format!("{}\n", std::process::id()))?;
+    }
+    let sig = SignalPipe::install(&[
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGCHLD,
+        Signal::SIGURG,
+    ])?;
+    announce(&spec, &ports, st.worker_num);
+    let pid_file = st.pid_file.clone();
+    let mut m = Master {
+        handler: Some(handler),
+        settings: st,
+        config_file: spec.config_file,
+        specs: spec.listeners,
+        ports,
+        tls,
+        channels,
+        table,
+        workers: Vec::new(),
+        reload_queue: VecDeque::new(),
+        reload: None,
+        retiring: Vec::new(),
+        exe: std::env::current_exe().ok(),
+        args: std::env::args_os().collect(),
+        upgrade: None,
+        taken_over: false,
+        takeover: None,
+        foreign: Vec::new(),
+    };
+    let res = match &inherited {
+        Some(inh) => m.start_workers_beside_old(inh.old_master),
+        None => m.start_workers(),
+    };
+    let res = res.and_then(|()| m.supervise(&sig));
+    if let Some(p) = &pid_file {
+        // After an upgrade the file names the new master: it is not ours to remove.
+        let ours =
+            std::fs::read_to_string(p).is_ok_and(|t| t.trim() == std::process::id().to_string());
+        if ours {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+    res
+}
+
+type Bound = (Vec<BoundPort>, SharedTable, Vec<Channel>);
+
+/// A fresh server: its ports bound, its table and channels created.
+fn bind_all(spec: &ServeSpec, st: &Settings, slots: usize) -> Result<Bound, Error> {
     let mut ports = Vec::new();
     for l in &spec.listeners {
         let (addr, per_worker) = bind::bind_port(&l.host, l.port, st.worker_num, st.backlog)?;
@@ -170,44 +249,62 @@ pub fn serve<H: Handler>(spec: ServeSpec, handler: H) -> Result<(), Error> {
     }
     let regions = st.worker_num * 2;
     let table = SharedTable::create(regions, slots)?;
-    let g = table.global();
-    g.master_pid.store(std::process::id(), Ordering::Relaxed);
-    g.worker_num.store(st.worker_num as u32, Ordering::Relaxed);
-    g.started_ms.store(clock::wall_ms(), Ordering::Relaxed);
     let channels: Vec<Channel> = (0..regions)
         .map(|_| Channel::new(4 << 20))
         .collect::<io::Result<_>>()?;
-    if let Some(p) = &st.pid_file {
-        std::fs::write(p, format!("{}\n", std::process::id()))?;
+    Ok((ports, table, channels))
+}
+
+/// A binary upgrade's new master: the old master's ports, table and channels. Anything that
+/// does not fit this build's configuration fails the start (the old master serves on).
+fn inherit_all(
+    inh: &upgrade::Inherited,
+    spec: &ServeSpec,
+    st: &Settings,
+    slots: usize,
+) -> Result<Bound, Error> {
+    let table = inh.take_table()?;
+    let channels = inh.take_channels();
+    let wanted = spec.listeners.len() + usize::from(st.metrics_port.is_some());
+    let regions = st.worker_num * 2;
+    if table.regions() != regions || table.slots_per_region() != slots {
+        return Err(Error::Config(format!(
+            "upgrade: the running server has {} workers and {} slots each; this one is              configured for {} and {slots}",
+            table.regions() / 2,
+            table.slots_per_region(),
+            st.worker_num
+        )));
     }
-    let sig = SignalPipe::install(&[
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-        Signal::SIGCHLD,
-    ])?;
-    announce(&spec, &ports, st.worker_num);
-    let pid_file = st.pid_file.clone();
-    let mut m = Master {
-        handler: Some(handler),
-        settings: st,
-        config_file: spec.config_file,
-        specs: spec.listeners,
-        ports,
-        tls,
-        channels,
-        table,
-        workers: Vec::new(),
-        reload_queue: VecDeque::new(),
-        reload: None,
-        retiring: Vec::new(),
-    };
-    let res = m.start_workers().and_then(|()| m.supervise(&sig));
-    if let Some(p) = &pid_file {
-        let _ = std::fs::remove_file(p);
+    if inh.ports.len() != wanted || channels.len() != regions {
+        return Err(Error::Config(format!(
+            "upgrade: the running server listens on {} ports; this one is configured for {wanted}",
+            inh.ports.len()
+        )));
     }
-    res
+    let mut ports = Vec::new();
+    for (i, fds) in inh.ports.iter().enumerate() {
+        let per_worker: Vec<Socket> = fds
+            .iter()
+            .map(|&fd| {
+                upgrade::set_cloexec(fd, true);
+                // SAFETY: an inherited listening socket nobody else in this process owns.
+                unsafe { <Socket as std::os::fd::FromRawFd>::from_raw_fd(fd) }
+            })
+            .collect();
+        let addr = per_worker
+            .first()
+            .and_then(|s| s.local_addr().ok())
+            .and_then(|a| a.as_socket())
+            .ok_or_else(|| Error::Config("upgrade: an inherited port has no address".into()))?;
+        let metrics = i >= spec.listeners.len();
+        ports.push(BoundPort {
+            addr,
+            websocket: !metrics && spec.listeners[i].websocket,
+            metrics,
+            per_worker,
+        });
+    }
+    Ok((ports, table, channels))
 }
 
 /// The start-up lines (Swoole/Hyperf print the same).
@@ -251,6 +348,25 @@ impl<H: Handler> Master<H> {
                 watch: None,
             });
         }
+        Ok(())
+    }
+
+    /// A new master of an upgrade: its workers go to the regions the old ones do not use;
+    /// it takes over once they all run (see `upgrade`).
+    fn start_workers_beside_old(&mut self, old_master: i32) -> Result<(), Error> {
+        let regions = Self::free_regions(&self.table, self.settings.worker_num);
+        for (id, region) in regions.into_iter().enumerate() {
+            let pid = self.spawn(id, region)?;
+            self.workers.push(WorkerSlot {
+                pid: Some(pid),
+                region,
+                started: Instant::now(),
+                crashes: 0,
+                restart_at: None,
+                watch: None,
+            });
+        }
+        self.expect_takeover(old_master);
         Ok(())
     }
 

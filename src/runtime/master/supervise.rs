@@ -42,12 +42,28 @@ impl<H: Handler> Master<H> {
                         }
                     }
                     Signal::SIGUSR2 => log::info!("master: SIGUSR2 received (reserved, ignored)"),
+                    Signal::SIGURG => {
+                        log::info!("master: SIGURG received, binary upgrade");
+                        self.start_upgrade();
+                    }
                     _ => {}
                 }
             }
             self.reap()?;
+            self.check_taken_over();
+            if self.old_workers_gone() {
+                log::info!("master: upgrade complete; the old master exits");
+                return Ok(());
+            }
+            self.step_takeover()?;
+            self.reap_foreign();
+            if self.taken_over {
+                continue; // the new master serves; this one only waits for its workers
+            }
             self.check_hangs();
-            self.step_reload()?;
+            if self.takeover.is_none() {
+                self.step_reload()?;
+            }
             self.restart_due()?;
             let now = Instant::now();
             for (pid, _, deadline) in self.retiring.iter_mut() {
@@ -62,12 +78,25 @@ impl<H: Handler> Master<H> {
 
     /// Collects exited children; schedules restarts for workers that died on their own.
     fn reap(&mut self) -> Result<(), Error> {
+        // Old workers exit as soon as a new master took over: know it before reaping them.
+        self.check_taken_over();
         loop {
             let st = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
                 Ok(WaitStatus::StillAlive) | Err(_) => return Ok(()),
                 Ok(s) => s,
             };
             let Some(pid) = st.pid() else { continue };
+            if self.upgrade_child_exited(pid, &format!("{st:?}")) {
+                continue;
+            }
+            if self.taken_over {
+                // The new master owns the table now and frees the regions itself.
+                for w in self.workers.iter_mut().filter(|w| w.pid == Some(pid)) {
+                    w.pid = None;
+                }
+                self.retiring.retain(|(p, _, _)| *p != pid);
+                continue;
+            }
             if let Some(i) = self.retiring.iter().position(|(p, _, _)| *p == pid) {
                 let (_, region, _) = self.retiring.swap_remove(i);
                 self.release_region(region);
