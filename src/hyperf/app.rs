@@ -108,6 +108,8 @@ pub struct App {
     errors: Vec<String>,
     /// Runs in every worker after it started (a cluster link starts here).
     pub(crate) worker_start: Option<WorkerStartFn>,
+    /// Context keys whose values travel with a connection a reload hands over.
+    pub(crate) portable: crate::server::portable::PortableKeys,
 }
 
 /// What [`App::on_worker_start`] runs: the worker's [`Sender`](super::Sender) and its id.
@@ -122,7 +124,20 @@ impl App {
             conns: RefCell::new(ConnMap::new()),
             errors: Vec::new(),
             worker_start: None,
+            portable: Default::default(),
         }
+    }
+
+    /// Declares that connection-context values of type `T` under `key` travel with their
+    /// connection when a rolling reload or a binary upgrade hands it to a new worker (the
+    /// route, its parameters and these values go along; the controller's
+    /// [`on_adopt`](super::WsController::on_adopt) runs there instead of `on_open`).
+    pub fn portable_context<T>(&mut self, key: &str) -> &mut Self
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + 'static,
+    {
+        self.portable.declare::<T>(key);
+        self
     }
 
     /// Runs `f` in every worker once it has started, with the worker's [`Sender`](super::Sender)

@@ -37,6 +37,14 @@ impl Context {
         self.values.get_mut(key)?.downcast_mut()
     }
 
+    pub(crate) fn values(&self) -> &HashMap<String, Box<dyn Any>> {
+        &self.values
+    }
+
+    pub(crate) fn from_values(values: HashMap<String, Box<dyn Any>>) -> Context {
+        Context { values }
+    }
+
     /// Whether `key` is set (to any type).
     pub fn has(&self, key: &str) -> bool {
         self.values.contains_key(key)

@@ -12,7 +12,7 @@ use super::sender::{self, Sender};
 use super::ws::{Socket, WsConn};
 use super::App;
 use crate::runtime::{
-    CloseReason, ConnId, Ctx, Handler, HttpReply, Message, Request, Response, UpgradeReply,
+    CloseReason, ConnId, Ctx, HandOff, Handler, HttpReply, Message, Request, Response, UpgradeReply,
 };
 use crate::server::handler::swoole_frame;
 
@@ -97,6 +97,7 @@ impl Handler for App {
         let (params, context) = req.into_parts();
         let state = WsConn {
             server: request.listener,
+            path: request.path().to_string(),
             controller: route.controller.clone(),
             params,
             context: RefCell::new(context),
@@ -123,6 +124,52 @@ impl Handler for App {
         // The context goes with the connection.
         let removed = self.conns.borrow_mut().remove(conn);
         drop(removed);
+    }
+
+    /// A reload hands the connection over: its route and portable context go along.
+    fn on_hand_off(&self, _cx: &Ctx<Self>, conn: ConnId) -> HandOff {
+        let Some(state) = self.conns.borrow_mut().remove(conn) else {
+            return HandOff::Move(None);
+        };
+        let context = self.portable.export(state.context.borrow().values());
+        let moved = (
+            state.server,
+            &state.path,
+            serde_bytes::ByteBuf::from(context),
+        );
+        HandOff::Move(rmp_serde::to_vec(&moved).ok())
+    }
+
+    fn on_adopt(&self, cx: &Ctx<Self>, conn: ConnId, state: Option<&[u8]>) {
+        let Some(bytes) = state else { return };
+        let Ok((server_idx, path, context)) =
+            rmp_serde::from_slice::<(usize, String, serde_bytes::ByteBuf)>(bytes)
+        else {
+            log::warn!(
+                "fd {}: a handed-over connection's route does not decode",
+                conn.fd
+            );
+            return;
+        };
+        let Some(server) = self.servers.get(server_idx) else {
+            return;
+        };
+        let Lookup::Found(route, params) = server.ws.table.lookup("GET", &path) else {
+            log::warn!("fd {}: route {path} no longer exists; closing", conn.fd);
+            cx.close_with(conn.fd, 1001, "route gone");
+            return;
+        };
+        let state = WsConn {
+            server: server_idx,
+            path,
+            controller: route.controller.clone(),
+            params,
+            context: RefCell::new(super::context::Context::from_values(
+                self.portable.import(&context),
+            )),
+        };
+        self.conns.borrow_mut().insert(conn, Rc::new(state));
+        self.with_socket(cx, conn, Stage::Message, |c, s| c.on_adopt(s));
     }
 
     fn on_disconnect(&self, _cx: &Ctx<Self>, conn: ConnId, _reason: CloseReason) {

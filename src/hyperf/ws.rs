@@ -31,6 +31,13 @@ pub trait WsController: 'static {
         Ok(())
     }
 
+    /// The connection was handed to this worker by a rolling reload or a binary upgrade
+    /// (`on_open` ran in the worker before; portable context values are back, see
+    /// [`App::portable_context`](super::App::portable_context)).
+    fn on_adopt(&self, socket: &Socket<'_>) -> Result<(), Error> {
+        Ok(())
+    }
+
     /// `OnCloseInterface::onClose`: the connection closed (the context is still readable).
     fn on_close(&self, socket: &Socket<'_>, reason: CloseReason) -> Result<(), Error> {
         Ok(())
@@ -84,6 +91,8 @@ impl WsRoutes {
 /// What the layer keeps for an open WebSocket connection.
 pub(crate) struct WsConn {
     pub server: usize,
+    /// The request path (the route is found again from it in a new worker).
+    pub path: String,
     pub controller: Rc<dyn WsController>,
     pub params: Params,
     pub context: RefCell<Context>,

@@ -147,6 +147,15 @@ pub enum UpgradeReply {
     HandOff(usize),
 }
 
+/// What a layer says of a connection a reload is about to hand to the new worker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandOff {
+    /// Move it, with this state for the new worker's `on_adopt`.
+    Move(Option<Vec<u8>>),
+    /// Do not move it: close it with 1001 (the client reconnects).
+    Close,
+}
+
 /// What a worker calls. Implemented by the Swoole-style [`Server`](crate::Server) and by every
 /// layer that drives the runtime directly.
 ///
@@ -189,12 +198,13 @@ pub trait Handler: Sized + 'static {
     /// on `channel` (a layer's own message kind; the runtime does not interpret it).
     fn on_peer_message(&self, cx: &Ctx<Self>, from_worker: usize, channel: u16, data: &[u8]) {}
 
-    /// The connection leaves this worker, alive, for the replacement of a rolling reload or
-    /// a binary upgrade. Return what the layer needs to go on with it there (it reaches
-    /// [`on_adopt`](Handler::on_adopt) in the new worker) and drop it here: neither
-    /// `on_close` nor `on_disconnect` is called for it in this worker.
-    fn on_hand_off(&self, cx: &Ctx<Self>, conn: ConnId) -> Option<Vec<u8>> {
-        None
+    /// The connection is about to leave this worker, alive, for the replacement of a rolling
+    /// reload or a binary upgrade. [`HandOff::Move`] carries what the layer needs to go on
+    /// with it there (it reaches [`on_adopt`](Handler::on_adopt) in the new worker); the layer
+    /// drops its own copy then: neither `on_close` nor `on_disconnect` is called for it here.
+    /// [`HandOff::Close`] keeps it here, closed with 1001 as in a plain stop.
+    fn on_hand_off(&self, cx: &Ctx<Self>, conn: ConnId) -> HandOff {
+        HandOff::Move(None)
     }
 
     /// A connection handed over by the worker this one replaces, with what `on_hand_off`

@@ -47,7 +47,7 @@ pub mod tls;
 pub(crate) mod worker;
 
 pub use conn_map::ConnMap;
-pub use handler::{CloseReason, ConnId, Handler, HttpReply, Message, UpgradeReply};
+pub use handler::{CloseReason, ConnId, HandOff, Handler, HttpReply, Message, UpgradeReply};
 pub use http::{Request, Response, StoredRequest};
 pub use master::{serve, ListenSpec, ServeSpec};
 pub use settings::Settings;

@@ -4,7 +4,7 @@
 use super::{Frame, Server, PIPE_CHANNEL};
 use crate::protocol::frame::{OpCode, FLAG_COMPRESS, FLAG_FIN};
 use crate::runtime::{
-    CloseReason, ConnId, Ctx, Handler, HttpReply, Message, Request, Response, UpgradeReply,
+    CloseReason, ConnId, Ctx, HandOff, Handler, HttpReply, Message, Request, Response, UpgradeReply,
 };
 
 impl Handler for Server {
@@ -79,6 +79,31 @@ impl Handler for Server {
 
     fn on_disconnect(&self, _cx: &Ctx<Self>, conn: ConnId, reason: CloseReason) {
         self.closing(conn, reason, self.cb.on_disconnect.as_ref());
+    }
+
+    /// A reload hands the connection over: its portable context values go along.
+    fn on_hand_off(&self, _cx: &Ctx<Self>, conn: ConnId) -> HandOff {
+        let removed = self.contexts.borrow_mut().remove(conn);
+        let state = match &removed {
+            Some(map) if !self.portable.is_empty() => Some(self.portable.export(map)),
+            _ => None,
+        };
+        drop(removed);
+        HandOff::Move(state)
+    }
+
+    fn on_adopt(&self, _cx: &Ctx<Self>, conn: ConnId, state: Option<&[u8]>) {
+        if let Some(bytes) = state {
+            let values = self.portable.import(bytes);
+            if !values.is_empty() {
+                self.contexts
+                    .borrow_mut()
+                    .insert(conn, Box::new(values.into_iter().collect()));
+            }
+        }
+        if let Some(cb) = &self.cb.on_adopt {
+            cb(self, conn.fd);
+        }
     }
 
     fn on_peer_message(&self, _cx: &Ctx<Self>, from_worker: usize, channel: u16, data: &[u8]) {

@@ -6,6 +6,7 @@ mod context;
 mod frame;
 pub(crate) mod handle;
 pub(crate) mod handler;
+pub(crate) mod portable;
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -38,6 +39,7 @@ pub(crate) struct Callbacks {
     pub on_worker_start: Option<WorkerFn>,
     pub on_worker_stop: Option<WorkerFn>,
     pub on_pipe_message: Option<PipeFn>,
+    pub on_adopt: Option<FdFn>,
 }
 
 use crate::runtime::table::Fd;
@@ -86,6 +88,8 @@ pub struct Server {
     pub(crate) contexts: RefCell<ConnMap<Box<ContextMap>>>,
     /// Why the connection being closed closed, while `on_close` / `on_disconnect` runs.
     pub(crate) close_reason: Cell<Option<CloseReason>>,
+    /// Context keys whose values travel with a connection a reload hands over.
+    pub(crate) portable: portable::PortableKeys,
 }
 
 impl Server {
@@ -105,7 +109,33 @@ impl Server {
             cx: RefCell::new(None),
             contexts: RefCell::new(ConnMap::new()),
             close_reason: Cell::new(None),
+            portable: portable::PortableKeys::default(),
         }
+    }
+
+    /// Declares that context values of type `T` stored under `key` (with
+    /// [`set_context`](Server::set_context)) travel with their connection when a rolling
+    /// reload or a binary upgrade hands it to a new worker. Other values are dropped there;
+    /// [`on_adopt`](Server::on_adopt) can rebuild them.
+    ///
+    /// ```
+    /// let mut server = prefork_ws::Server::new("127.0.0.1", 0);
+    /// server.portable_context::<String>("user");
+    /// ```
+    pub fn portable_context<T>(&mut self, key: &str) -> &mut Self
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned + 'static,
+    {
+        self.portable.declare::<T>(key);
+        self
+    }
+
+    /// Called in the new worker for each connection a reload or an upgrade handed over (its
+    /// fd, `connection_info` and portable context values are those it had; `on_open` is not
+    /// called again).
+    pub fn on_adopt(&mut self, f: impl Fn(&Server, Fd) + 'static) -> &mut Self {
+        self.cb.on_adopt = Some(Box::new(f));
+        self
     }
 
     /// Replaces the settings (`$server->set([...])`).

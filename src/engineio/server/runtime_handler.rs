@@ -8,7 +8,9 @@ use super::verify::{verify, HandshakeError, TransportKind, Verified};
 use super::{EngineCtx, EngineHandler, EngineIo, SessionKey};
 use crate::engineio::{decode_binary, decode_text, Data as PacketData, Packet, PacketType};
 use crate::protocol::frame::OpCode;
-use crate::runtime::{CloseReason, ConnId, Handler, HttpReply, Message, Request, UpgradeReply};
+use crate::runtime::{
+    CloseReason, ConnId, HandOff, Handler, HttpReply, Message, Request, UpgradeReply,
+};
 
 impl<E: EngineHandler> Handler for EngineIo<E> {
     fn on_worker_start(&self, cx: &EngineCtx<E>) {
@@ -128,6 +130,17 @@ impl<E: EngineHandler> Handler for EngineIo<E> {
                 log::info!("engine.io session {}: {e}; closing", key.0);
                 self.close(cx, key, DisconnectReason::ParseError);
             }
+        }
+    }
+
+    /// A reload: an Engine.IO session over WebSocket is not carried to the new worker yet
+    /// (its sockets, rooms and acks live in this process), so its connection closes with
+    /// 1001 and the client reconnects (with connection state recovery, to the same sid and
+    /// rooms). Connections without a session move.
+    fn on_hand_off(&self, _cx: &EngineCtx<E>, conn: ConnId) -> HandOff {
+        match self.sessions.borrow().of_conn(conn) {
+            Some(_) => HandOff::Close,
+            None => HandOff::Move(None),
         }
     }
 

@@ -222,6 +222,7 @@ fn build_core(
         unmarked: Vec::new(),
         migrate_done_sent: false,
         moved_out: 0,
+        declined: Vec::new(),
         accept_hold,
     };
     Ok((core, waker))

@@ -28,7 +28,7 @@ use super::{guarded, Core, Worker};
 use crate::protocol::close::CloseState;
 use crate::protocol::decoder::{DecoderSnapshot, MessageDecoder};
 use crate::runtime::conn::{Compression, Conn, Phase};
-use crate::runtime::handler::{CloseReason, ConnId, Handler};
+use crate::runtime::handler::{CloseReason, ConnId, HandOff, Handler};
 use crate::runtime::ipc::{Msg, SendState};
 use crate::runtime::table::{Fd, SlotImage};
 
@@ -99,6 +99,7 @@ impl Core {
         self.conns
             .iter()
             .filter(|(_, c)| c.tls.is_none() && c.held.is_none())
+            .filter(|(_, c)| !self.declined.contains(&c.fd))
             .filter(|(_, c)| match c.phase {
                 Phase::Ws => c.decoder.as_ref().is_some_and(|d| d.can_snapshot()),
                 Phase::Http => !c.upgraded && c.inbuf.is_empty() && c.pending_out() == 0,
@@ -197,9 +198,10 @@ impl Core {
             .encode();
             self.send_ipc(target, &body);
             log::info!(
-                "Worker#{} handed over {} connections",
+                "Worker#{} handed over {} connections ({} closed with 1001 at the layer's request)",
                 self.worker_id,
-                self.moved_out
+                self.moved_out,
+                self.declined.len()
             );
         }
     }
@@ -381,8 +383,17 @@ impl<H: Handler> Worker<H> {
             if self.cx.core().outbox.would_refuse(target, len_hint) {
                 break; // the channel is full: the rest goes when it drains
             }
-            let state = guarded("on_hand_off", || self.handler.on_hand_off(&self.cx, conn));
-            if !self.cx.core().migrate(key, fd, target, state.flatten()) {
+            let reply = guarded("on_hand_off", || self.handler.on_hand_off(&self.cx, conn));
+            let state = match reply {
+                Some(HandOff::Move(state)) => state,
+                Some(HandOff::Close) | None => {
+                    let mut core = self.cx.core();
+                    core.send_close(key, 1001, "server shutdown", CloseReason::Shutdown);
+                    core.declined.push(fd);
+                    continue;
+                }
+            };
+            if !self.cx.core().migrate(key, fd, target, state) {
                 break;
             }
         }

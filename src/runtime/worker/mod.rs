@@ -155,6 +155,8 @@ pub(crate) struct Core {
     unmarked: Vec<usize>,
     migrate_done_sent: bool,
     moved_out: u64,
+    /// Connections the handler chose to close rather than move (a handful at most).
+    declined: Vec<Fd>,
     /// A replacement waiting for the worker it replaces (region) to hand its connections
     /// over, until a monotonic deadline: its own listener is not registered meanwhile.
     accept_hold: Option<(usize, u64)>,
