@@ -125,10 +125,11 @@ fn rolling_reload_under_load_loses_no_connection_attempt() {
         ok.load(Ordering::Relaxed)
     );
     assert!(ok.load(Ordering::Relaxed) > 100, "the churn loop ran");
+    // Established connections are handed to the new workers (issue 13), not closed.
     assert_eq!(
-        recv_close(&mut veteran).map(|c| c.0),
-        Some(1001),
-        "clients of a reloaded worker get 1001"
+        call(&mut veteran, "kept"),
+        "kept",
+        "the veteran survived 5 reloads"
     );
     let new_pids = srv.worker_pids();
     assert_eq!(new_pids.len(), 2);

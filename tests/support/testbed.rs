@@ -215,14 +215,16 @@ fn main() {
             )),
             "info" => reply(match server.connection_info(fd_arg()) {
                 Some(i) => format!(
-                    "status={} worker={} remote={}:{} server_port={} connect_time={} last_time={}",
+                    "status={} worker={} remote={}:{} server_port={} connect_time={} last_time={} server_fd={} socket_fd={}",
                     i.websocket_status,
                     i.worker_id,
                     i.remote_ip,
                     i.remote_port,
                     i.server_port,
                     i.connect_time,
-                    i.last_time
+                    i.last_time,
+                    i.server_fd,
+                    i.socket_fd
                 ),
                 None => "none".into(),
             }),

@@ -134,6 +134,8 @@ struct Master<H> {
     upgrade: Option<upgrade::UpgradeChild>,
     /// A new master has taken over from this one.
     taken_over: bool,
+    /// SIGURG arrived during a reload: the upgrade starts once it ends.
+    upgrade_deferred: bool,
     /// This is a new master waiting for its workers before it takes over.
     takeover: Option<upgrade::Takeover>,
     /// The old master's workers, stopping after a takeover: (pid, region, kill deadline).
@@ -201,6 +203,7 @@ pub fn serve<H: Handler>(spec: ServeSpec, handler: H) -> Result<(), Error> {
         args: std::env::args_os().collect(),
         upgrade: None,
         taken_over: false,
+        upgrade_deferred: false,
         takeover: None,
         foreign: Vec::new(),
     };

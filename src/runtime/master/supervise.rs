@@ -61,8 +61,11 @@ impl<H: Handler> Master<H> {
                 continue; // the new master serves; this one only waits for its workers
             }
             self.check_hangs();
-            if self.takeover.is_none() {
+            if self.takeover.is_none() && self.upgrade.is_none() {
                 self.step_reload()?;
+            }
+            if self.upgrade_deferred {
+                self.start_upgrade();
             }
             self.restart_due()?;
             let now = Instant::now();
@@ -99,7 +102,7 @@ impl<H: Handler> Master<H> {
             }
             if let Some(i) = self.retiring.iter().position(|(p, _, _)| *p == pid) {
                 let (_, region, _) = self.retiring.swap_remove(i);
-                self.release_region(region);
+                self.release_region(region, pid);
                 log::info!("master: old worker {pid} exited after reload");
                 continue;
             }
@@ -108,7 +111,7 @@ impl<H: Handler> Master<H> {
                 // takes over now instead of a restart.
                 let step = self.reload.take().expect("checked above");
                 log::warn!("master: Worker#{} (pid {pid}) died during its reload ({st:?}); the replacement takes over", step.id);
-                self.release_region(step.old_region);
+                self.release_region(step.old_region, pid);
                 let w = &mut self.workers[step.id];
                 w.pid = Some(step.new_pid);
                 w.region = step.new_region;
@@ -120,7 +123,7 @@ impl<H: Handler> Master<H> {
             if let Some(step) = &self.reload {
                 if step.new_pid == pid {
                     let (new_region, hung, old_pid) = (step.new_region, step.hung, step.old_pid);
-                    self.release_region(new_region);
+                    self.release_region(new_region, pid);
                     self.reload = None;
                     if hung {
                         // A hung worker cannot be kept: kill it; it is restarted as a crash.
@@ -136,7 +139,7 @@ impl<H: Handler> Master<H> {
                 continue;
             };
             let region = self.workers[id].region;
-            self.release_region(region);
+            self.release_region(region, pid);
             let w = &mut self.workers[id];
             self.table
                 .global()
@@ -162,7 +165,14 @@ impl<H: Handler> Master<H> {
 
     /// A region whose process is gone: its slots are freed (their connections no longer
     /// exist, nor count against `max_conn`) and it is marked free.
-    fn release_region(&self, region: usize) {
+    /// Only while the region is still `pid`'s (or free): a worker that retired cleared its
+    /// pid itself, and a replacement may already run there by the time it is reaped (its
+    /// slots, adopted connections among them, must stay).
+    fn release_region(&self, region: usize, pid: Pid) {
+        let owner = self.table.region(region).pid.load(Ordering::Relaxed);
+        if owner != 0 && owner != pid.as_raw() as u32 {
+            return;
+        }
         self.table.reset_region(region);
         self.table.region(region).pid.store(0, Ordering::Relaxed);
     }

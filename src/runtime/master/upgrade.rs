@@ -193,6 +193,13 @@ impl<H: Handler> Master<H> {
             log::warn!("master: an upgrade is already in progress; SIGURG ignored");
             return;
         }
+        if self.reload.is_some() || !self.reload_queue.is_empty() || !self.retiring.is_empty() {
+            // Regions must be settled (old workers reaped) before another master uses them.
+            log::info!("master: upgrade deferred until the reload in progress ends");
+            self.upgrade_deferred = true;
+            return;
+        }
+        self.upgrade_deferred = false;
         let Some(exe) = self.exe.clone() else {
             log::error!("master: the executable's path is unknown; cannot upgrade");
             return;
@@ -296,6 +303,11 @@ impl<H: Handler> Master<H> {
         }
         let old_master = t.old_master;
         self.takeover = None;
+        // Master of record first: the old master must know it was taken over before its
+        // workers (which hand over and exit within milliseconds) are reaped there.
+        let g = self.table.global();
+        g.master_pid.store(std::process::id(), Ordering::Release);
+        g.upgrade.store(UPGRADE_DONE, Ordering::Release);
         let n = self.workers.len();
         for id in 0..n {
             let new_region = self.workers[id].region;
@@ -311,9 +323,6 @@ impl<H: Handler> Master<H> {
             self.foreign
                 .push((Pid::from_raw(old_pid), old_region, deadline));
         }
-        let g = self.table.global();
-        g.master_pid.store(std::process::id(), Ordering::Release);
-        g.upgrade.store(UPGRADE_DONE, Ordering::Release);
         if let Some(p) = &self.settings.pid_file {
             if let Err(e) = std::fs::write(p, format!("{}\n", std::process::id())) {
                 log::error!("master: cannot write the pid file {}: {e}", p.display());

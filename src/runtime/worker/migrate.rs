@@ -323,22 +323,30 @@ impl Core {
     }
 
     /// Whether this (new) worker still holds its listener back for a migration, and releases
-    /// it when the old worker is done, gone or out of time.
+    /// it when the old worker said it is done or the wait is over. (Not when the old worker
+    /// is merely gone: what it sent last may still wait in our channel, and new accepts
+    /// must not take those connections' slots first.)
     pub(super) fn check_accept_hold(&mut self, done_from: Option<usize>) {
         let Some((from, deadline)) = self.accept_hold else {
             return;
         };
-        let gone = self.table.region(from).pid.load(Ordering::Relaxed) == 0;
-        if done_from == Some(from) || gone || self.now >= deadline {
-            if self.now >= deadline && !gone && done_from != Some(from) {
-                log::warn!(
-                    "Worker#{}: accepting before the hand-off ended",
-                    self.worker_id
-                );
-            }
-            self.accept_hold = None;
-            self.release_own_listeners();
+        let done = done_from == Some(from);
+        if !done && self.now < deadline {
+            return;
         }
+        if !done {
+            log::warn!(
+                "Worker#{}: the worker it replaces did not finish its hand-off in time; accepting",
+                self.worker_id
+            );
+        }
+        log::info!(
+            "Worker#{} accepts ({} connections handed over from region {from})",
+            self.worker_id,
+            self.conns.len()
+        );
+        self.accept_hold = None;
+        self.release_own_listeners();
     }
 }
 

@@ -20,6 +20,13 @@ impl Core {
     /// Where `fd` lives: a local slot (checked against the slab, defence in depth for slot
     /// reuse) or another region. `None` for an fd that is not open.
     pub(super) fn owner(&self, fd: Fd) -> Option<Owner> {
+        // Ours first: a connection handed to this worker keeps its slot, and until the old
+        // worker marks its own slot moved the table names both.
+        if let Some((_, slot, _)) = self.table.decode(fd) {
+            if self.conns.get(slot).is_some_and(|c| c.fd == fd) {
+                return Some(Owner::Local(slot));
+            }
+        }
         let (region, slot) = self.table.live_slot(fd)?;
         if region != self.region {
             return Some(Owner::Remote(region));
