@@ -390,3 +390,76 @@ fn a_new_binary_that_exits_at_once_leaves_the_old_master_serving() {
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_file(&pf);
 }
+
+/// `kill -9` of the replacement while the old worker is handing its connections to it. What is
+/// lost: the connections the killed process had already adopted (their sockets die with it;
+/// their clients see the connection end). Nothing else: the connections still in the channel
+/// and those not yet sent reach the restarted replacement, and they echo as before.
+#[test]
+fn killing_the_replacement_mid_hand_off_loses_only_what_it_had_adopted() {
+    let srv = start_logged("testbed", &["--workers", "1", "--max-wait-ms", "5000"]);
+    let port = srv.port();
+    let mut clients: Vec<Client> = (0..1500)
+        .map(|_| Client::connect(port).expect("connect"))
+        .collect();
+    let before = srv.worker_pids();
+    srv.signal(libc::SIGUSR1);
+    // As soon as the old worker starts handing over, kill the new one.
+    let t = Instant::now();
+    while !srv.stderr_text().contains("hands its") {
+        assert!(t.elapsed() < Duration::from_secs(10), "no hand-off began");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let victim = srv
+        .worker_pids()
+        .into_iter()
+        .find(|p| !before.contains(p))
+        .expect("the replacement");
+    // SAFETY: kill(2) of a process this test's server forked.
+    unsafe { libc::kill(victim, libc::SIGKILL) };
+    // The restarted replacement takes the rest.
+    let t = Instant::now();
+    while !srv.stderr_text().contains("handed over") {
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "the hand-off never ended"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (mut kept, mut lost) = (0, 0);
+    for c in clients.iter_mut() {
+        c.s.set_nonblocking(false).unwrap();
+        c.s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let fd = c.fd;
+        let alive = c.s.write_all(&masked(1, true, b"whoami")).is_ok()
+            && match c.read_frame_blocking() {
+                Ok(r) => {
+                    let r = String::from_utf8_lossy(&r).into_owned();
+                    assert!(r.starts_with(&format!("fd={fd} ")), "fd {fd} answered {r}");
+                    true
+                }
+                Err(e) => {
+                    assert_ne!(e.kind(), ErrorKind::WouldBlock, "fd {fd} hangs unanswered");
+                    false
+                }
+            };
+        if alive {
+            kept += 1;
+        } else {
+            lost += 1;
+        }
+    }
+    eprintln!("killed the replacement mid hand-off: {kept} connections kept, {lost} lost");
+    assert_eq!(kept + lost, 1500);
+    assert!(
+        kept > 0,
+        "connections not yet adopted by the killed worker survive"
+    );
+    let log = srv.stderr_text();
+    assert!(log.contains("exited unexpectedly"), "{log}");
+    // The server serves new clients.
+    let mut fresh = Client::connect(port).expect("a new client after the fault");
+    let fd = fresh.fd;
+    assert!(fresh.call("whoami").starts_with(&format!("fd={fd} ")));
+}

@@ -55,6 +55,9 @@ cargo test --features redis
 "$VENV/bin/pytest" -q tests/conformance
 "$VENV/bin/pytest" -q tests/hyperf
 "$VENV/bin/pytest" -q tests/metrics
+# Compressed connections (Python websockets, permessage-deflate with context takeover) across
+# rolling reloads and a binary upgrade.
+"$VENV/bin/pytest" -q tests/reload_py
 
 if [ -f tests/node/package.json ]; then
   node --test tests/node/

@@ -552,12 +552,21 @@ fn nothing_a_client_sends_reaches_another_client() {
 #[test]
 fn max_conn_refuses_connections_beyond_the_limit() {
     let srv = start("testbed", &["--workers", "2", "--max-conn", "3"]);
-    let mut open: Vec<Ws> = (0..3)
-        .map(|_| {
+    let mut first = ws_connect(srv.port(), "/");
+    recv_text(&mut first);
+    // The harness's readiness probe (a bare TCP connect) counts until its worker reads the
+    // EOF; on a loaded machine that can be after this line.
+    let t = Instant::now();
+    while call(&mut first, "connections").matches(',').count() > 0 {
+        assert!(t.elapsed() < Duration::from_secs(5), "the probe never went");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut open: Vec<Ws> = std::iter::once(first)
+        .chain((0..2).map(|_| {
             let mut ws = ws_connect(srv.port(), "/");
             recv_text(&mut ws);
             ws
-        })
+        }))
         .collect();
     assert!(
         ws_connect_with(srv.port(), "/", &[]).is_err(),
