@@ -154,7 +154,7 @@ fn build_core(
         && table.region(sibling).pid.load(Ordering::Relaxed) != 0)
         .then(|| {
             let wait = st.max_wait_time.as_millis() as u64 + 1000;
-            (sibling, now + wait)
+            (sibling, now + wait, now)
         });
     let listeners = open_listeners(boot, &registry, &tokens, accept_hold.is_none())?;
     registry.register(
@@ -222,6 +222,7 @@ fn build_core(
         unmarked: Vec::new(),
         migrate_done_sent: false,
         moved_out: 0,
+        migrate_started: 0,
         declined: Vec::new(),
         accept_hold,
     };

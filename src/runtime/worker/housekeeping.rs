@@ -143,7 +143,7 @@ impl Core {
     /// set).
     pub(super) fn next_wakeup(&self, timer: Option<u64>) -> u64 {
         let mut next = self.next_sync;
-        let hold = self.accept_hold.map(|(_, at)| at);
+        let hold = self.accept_hold.map(|(_, at, _)| at);
         for d in [timer, self.accept_retry_at, self.stopping, hold]
             .into_iter()
             .flatten()

@@ -69,6 +69,7 @@ impl Core {
             return false;
         };
         self.migrate_to = Some(target);
+        self.migrate_started = crate::runtime::clock::mono_ms();
         let tls: Vec<usize> = self
             .conns
             .iter()
@@ -198,9 +199,10 @@ impl Core {
             .encode();
             self.send_ipc(target, &body);
             log::info!(
-                "Worker#{} handed over {} connections ({} closed with 1001 at the layer's request)",
+                "Worker#{} handed over {} connections in {} ms ({} closed with 1001 at the layer's request)",
                 self.worker_id,
                 self.moved_out,
+                crate::runtime::clock::mono_ms().saturating_sub(self.migrate_started),
                 self.declined.len()
             );
         }
@@ -327,7 +329,7 @@ impl Core {
     /// is merely gone: what it sent last may still wait in our channel, and new accepts
     /// must not take those connections' slots first.)
     pub(super) fn check_accept_hold(&mut self, done_from: Option<usize>) {
-        let Some((from, deadline)) = self.accept_hold else {
+        let Some((from, deadline, since)) = self.accept_hold else {
             return;
         };
         let done = done_from == Some(from);
@@ -341,9 +343,10 @@ impl Core {
             );
         }
         log::info!(
-            "Worker#{} accepts ({} connections handed over from region {from})",
+            "Worker#{} accepts ({} connections handed over from region {from}; held {} ms since it started)",
             self.worker_id,
-            self.conns.len()
+            self.conns.len(),
+            crate::runtime::clock::mono_ms().saturating_sub(since)
         );
         self.accept_hold = None;
         self.release_own_listeners();

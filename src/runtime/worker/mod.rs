@@ -155,11 +155,13 @@ pub(crate) struct Core {
     unmarked: Vec<usize>,
     migrate_done_sent: bool,
     moved_out: u64,
+    /// Monotonic ms when this worker began handing its connections over.
+    migrate_started: u64,
     /// Connections the handler chose to close rather than move (a handful at most).
     declined: Vec<Fd>,
     /// A replacement waiting for the worker it replaces (region) to hand its connections
     /// over, until a monotonic deadline: its own listener is not registered meanwhile.
-    accept_hold: Option<(usize, u64)>,
+    accept_hold: Option<(usize, u64, u64)>,
 }
 
 impl Core {
