@@ -463,3 +463,37 @@ fn killing_the_replacement_mid_hand_off_loses_only_what_it_had_adopted() {
     let fd = fresh.fd;
     assert!(fresh.call("whoami").starts_with(&format!("fd={fd} ")));
 }
+
+/// Socket.IO clients over WebSocket move with their connections: same sid, same rooms, acks
+/// and room emits work across reloads, no disconnect and no reconnect.
+#[test]
+fn socketio_sessions_keep_their_sid_and_rooms_across_reloads() {
+    use serde_json::json;
+    use support::sio::Sio;
+    let srv = start_path(example_path("sio_testbed"), &["--workers", "2"], 1);
+    let port = srv.port();
+    let mut clients: Vec<Sio> = (0..6).map(|_| Sio::connect(port, None)).collect();
+    let sids: Vec<String> = clients.iter().map(|c| c.sid()).collect();
+    let rooms: Vec<_> = clients
+        .iter_mut()
+        .map(|c| {
+            c.call("join", json!(["kept"]));
+            c.call("rooms", json!([]))
+        })
+        .collect();
+    assert!(rooms[0].to_string().contains("kept"), "{}", rooms[0]);
+    for _ in 0..2 {
+        let before = srv.worker_pids();
+        srv.signal(libc::SIGUSR1);
+        srv.wait_workers_replaced(&before, 2);
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        assert_eq!(c.sid(), sids[i]);
+        assert_eq!(c.call("echo", json!(["still here"])), json!(["still here"]));
+        assert_eq!(c.call("rooms", json!([])), rooms[i], "rooms of {}", sids[i]);
+    }
+    clients[0].call("to", json!(["kept", "after the reloads"]));
+    for c in clients.iter_mut().skip(1) {
+        assert_eq!(c.event("msg"), json!(["after the reloads"]));
+    }
+}

@@ -121,8 +121,9 @@ pub(crate) fn request_bytes(http: &HttpRequest, body: &[u8]) -> Vec<u8> {
 /// A request kept for later in one allocation (its head as sent; no body), for layers that
 /// hold the handshake request of many long-lived connections. [`StoredRequest::request`]
 /// parses it back.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct StoredRequest {
+    #[serde(with = "serde_bytes")]
     head: Box<[u8]>,
     fd: Fd,
     remote_addr: SocketAddr,

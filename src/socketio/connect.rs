@@ -183,7 +183,7 @@ impl SocketIo {
     }
 
     /// Removes a socket from every index; returns it.
-    fn drop_socket(&self, key: u32) -> Option<SocketState> {
+    pub(crate) fn drop_socket(&self, key: u32) -> Option<SocketState> {
         let mut state = self.state.borrow_mut();
         let state = &mut *state;
         let s = state.sockets.try_remove(key as usize)?;

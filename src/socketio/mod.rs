@@ -19,6 +19,7 @@ pub mod config;
 mod connect;
 mod deliver;
 mod dispatch;
+mod hand_off;
 pub mod io;
 mod local_ops;
 pub mod namespace;

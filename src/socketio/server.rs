@@ -288,6 +288,14 @@ impl EngineHandler for SocketIo {
         }
     }
 
+    fn on_hand_off(&self, engine: Engine<'_, Self>, session: SessionKey) -> Option<Vec<u8>> {
+        self.hand_off_client(engine, session)
+    }
+
+    fn on_adopt(&self, engine: Engine<'_, Self>, session: SessionKey, state: &[u8]) {
+        self.adopt_client(engine, session, state);
+    }
+
     fn on_worker_start(&self, engine: Engine<'_, Self>) {
         self.adapter.start(&Io::new(engine));
     }

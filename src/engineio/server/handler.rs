@@ -94,6 +94,17 @@ pub trait EngineHandler: Sized + 'static {
     /// A polling session now goes over WebSocket `conn` (the upgrade completed).
     fn on_upgrade(&self, engine: Engine<'_, Self>, session: SessionKey, conn: ConnId) {}
 
+    /// The session moves, with its WebSocket, to another worker (a rolling reload or a
+    /// binary upgrade). Return what `on_adopt` needs there and forget the session here (no
+    /// `on_close` follows); `None` keeps it from moving: its connection closes with 1001.
+    fn on_hand_off(&self, engine: Engine<'_, Self>, session: SessionKey) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// A session handed over by the worker this one replaces, with what `on_hand_off`
+    /// returned there (`on_open` is not called again).
+    fn on_adopt(&self, engine: Engine<'_, Self>, session: SessionKey, state: &[u8]) {}
+
     /// A session ended. Sends to it fail from here on.
     fn on_close(&self, engine: Engine<'_, Self>, session: SessionKey, reason: DisconnectReason) {}
 

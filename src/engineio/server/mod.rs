@@ -13,6 +13,7 @@
 
 pub mod config;
 pub mod deadlines;
+mod hand_off;
 pub mod handler;
 mod heartbeat;
 mod polling;

@@ -133,15 +133,14 @@ impl<E: EngineHandler> Handler for EngineIo<E> {
         }
     }
 
-    /// A reload: an Engine.IO session over WebSocket is not carried to the new worker yet
-    /// (its sockets, rooms and acks live in this process), so its connection closes with
-    /// 1001 and the client reconnects (with connection state recovery, to the same sid and
-    /// rooms). Connections without a session move.
-    fn on_hand_off(&self, _cx: &EngineCtx<E>, conn: ConnId) -> HandOff {
-        match self.sessions.borrow().of_conn(conn) {
-            Some(_) => HandOff::Close,
-            None => HandOff::Move(None),
-        }
+    /// A reload or an upgrade moves the connection: a WebSocket session goes with it (see
+    /// `hand_off`); a polling session's connections close (1001) and its client reconnects.
+    fn on_hand_off(&self, cx: &EngineCtx<E>, conn: ConnId) -> HandOff {
+        self.hand_off_session(cx, conn)
+    }
+
+    fn on_adopt(&self, cx: &EngineCtx<E>, conn: ConnId, state: Option<&[u8]>) {
+        self.adopt_session(cx, conn, state);
     }
 
     fn on_close(&self, cx: &EngineCtx<E>, conn: ConnId, reason: CloseReason) {
