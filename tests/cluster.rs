@@ -577,7 +577,7 @@ fn a_rolling_reload_of_a_node_neither_loses_nor_repeats_an_emit_from_another_nod
         .ws
         .get_ref()
         .set_read_timeout(Some(Duration::from_secs(3)));
-    // Until worker 1's own turn closes this client (1001), or the emits end.
+    // Until the emits end: the client stays through both workers' reloads (issue 13).
     while let Ok(m) = on1.ws.read() {
         if let tungstenite::Message::Text(t) = m {
             if let Some(v) = t
@@ -606,6 +606,8 @@ fn a_rolling_reload_of_a_node_neither_loses_nor_repeats_an_emit_from_another_nod
     unique.sort_unstable();
     unique.dedup();
     let lost = (last - first + 1) as usize - unique.len();
+    let missing: Vec<u64> = (first..=last).filter(|n| !unique.contains(n)).collect();
+    println!("missing: {missing:?} (signal at {at_signal})");
     println!(
         "reload: {} emits seen ({first}..={last}), {lost} lost, {} duplicated",
         seen.len(),

@@ -119,6 +119,12 @@ pub(crate) struct GlobalHeader {
     pub _pad: AtomicU32,
 }
 
+/// `RegionHeader::ready`: running and serving (what other workers route to).
+pub(crate) const READY: u32 = 1;
+/// `RegionHeader::ready`: running, waiting for its predecessor's connections (a reload or
+/// an upgrade may hand them over; other workers still route to the predecessor).
+pub(crate) const READY_ADOPTING: u32 = 2;
+
 /// Version of the table's layout (bumped whenever a header or slot changes).
 pub(crate) const LAYOUT: u32 = 0x5057_0002;
 

@@ -82,7 +82,7 @@ impl<H: Handler> Master<H> {
             .region(step.new_region)
             .ready
             .load(Ordering::Acquire)
-            == 1;
+            != 0;
         if !ready && Instant::now() < step.deadline {
             return;
         }

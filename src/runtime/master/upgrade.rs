@@ -293,7 +293,7 @@ impl<H: Handler> Master<H> {
             return Ok(());
         };
         let ready = self.workers.iter().all(|w| {
-            w.pid.is_some() && self.table.region(w.region).ready.load(Ordering::Acquire) == 1
+            w.pid.is_some() && self.table.region(w.region).ready.load(Ordering::Acquire) != 0
         });
         if !ready {
             if Instant::now() >= t.deadline {

@@ -51,7 +51,7 @@ impl<H: Handler> Master<H> {
                 continue;
             };
             let h = self.table.region(w.region);
-            if h.ready.load(Ordering::Acquire) != 1 {
+            if h.ready.load(Ordering::Acquire) == 0 {
                 w.watch = None;
                 continue;
             }

@@ -21,7 +21,7 @@ use crate::runtime::handler::Handler;
 use crate::runtime::ipc::{Inbox, Outbox};
 use crate::runtime::settings::Settings;
 use crate::runtime::signals::{self, SignalPipe};
-use crate::runtime::table::SharedTable;
+use crate::runtime::table::{SharedTable, READY, READY_ADOPTING};
 use crate::runtime::timer::Timers;
 
 /// A listening port as a worker sees it: the SO_REUSEPORT socket of every worker id.
@@ -101,8 +101,14 @@ fn worker_main<H: Handler>(handler: H, boot: WorkerBoot) -> io::Result<()> {
     });
     worker.after_batch();
     // Ready (for a reload to retire the old worker, for the watchdog, for peers) only once
-    // the handler's start-up has run, however long it takes.
-    h.ready.store(1, Ordering::Release);
+    // the handler's start-up has run, however long it takes. A replacement waiting for its
+    // predecessor's connections is ready to adopt them (2) but not yet where other workers
+    // send (1): until it has them, the old worker is.
+    let holding = worker.cx.core().accept_hold.is_some();
+    h.ready.store(
+        if holding { READY_ADOPTING } else { READY },
+        Ordering::Release,
+    );
     log::info!(
         "Worker#{} started (pid {})",
         boot.worker_id,

@@ -72,6 +72,13 @@ impl<H: Handler> Worker<H> {
     pub(super) fn finish_stop(&self) {
         self.cx.core().kill_all();
         self.reap();
+        if self.cx.core().migrate_to.is_some() {
+            // Senders switch to the replacement once this region has no pid; what they sent
+            // just before is still read here and forwarded.
+            self.cx.core().unpublish();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            self.on_ipc();
+        }
         self.cx.core().retire();
     }
 }
@@ -171,6 +178,14 @@ impl Core {
             self.flush(k);
             self.kill(k, CloseReason::Shutdown);
         }
+    }
+
+    /// This region stops receiving: other workers send to the replacement from now on.
+    fn unpublish(&mut self) {
+        self.table
+            .region(self.region)
+            .pid
+            .store(0, Ordering::Release);
     }
 
     /// Last words: queued IPC (best effort), final stats, the region marked free.

@@ -216,6 +216,45 @@ impl Core {
         }
     }
 
+    /// While handing over: a broadcast applied here goes on to the replacement too, for the
+    /// connections already there (every one of them, or those of `only` that left).
+    pub(super) fn forward_broadcast(&mut self, frame: &[u8], only: Option<&[Fd]>) {
+        let Some(target) = self.migrate_to else {
+            return;
+        };
+        let only = match only {
+            None => None,
+            Some(fds) => {
+                let moved: Vec<Fd> = fds
+                    .iter()
+                    .copied()
+                    .filter(|&fd| self.moved_away(fd).is_some())
+                    .collect();
+                if moved.is_empty() {
+                    return;
+                }
+                Some(moved)
+            }
+        };
+        let body = Msg::Broadcast { frame, only }.encode();
+        self.send_ipc(target, &body);
+    }
+
+    /// While handing over: a layer's peer message handled here goes on to the replacement,
+    /// behind the connections already sent (the layer's state for them moved there).
+    pub(super) fn forward_peer(&mut self, channel: u16, from_worker: u32, data: &[u8]) {
+        let Some(target) = self.migrate_to else {
+            return;
+        };
+        let body = Msg::Peer {
+            channel,
+            from_worker,
+            data,
+        }
+        .encode();
+        self.send_ipc(target, &body);
+    }
+
     /// Whether `fd` was handed from here to the replacement (its slot here still names it).
     pub(super) fn moved_away(&self, fd: Fd) -> Option<usize> {
         let target = self.migrate_to?;
@@ -349,6 +388,10 @@ impl Core {
             crate::runtime::clock::mono_ms().saturating_sub(since)
         );
         self.accept_hold = None;
+        self.table
+            .region(self.region)
+            .ready
+            .store(crate::runtime::table::READY, Ordering::Release);
         self.release_own_listeners();
     }
 }

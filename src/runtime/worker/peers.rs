@@ -90,16 +90,41 @@ impl Core {
         }
     }
 
-    /// The region currently serving `worker_id` (the newest ready one during a reload).
+    /// The region currently serving `worker_id`: the newest ready one during a reload, but
+    /// the old one while it hands its connections over (it forwards what it receives behind
+    /// them, so nothing for a moving connection is lost or delivered twice).
     pub(super) fn region_for_worker(&self, worker_id: usize) -> Option<usize> {
-        [worker_id, worker_id + self.worker_num]
-            .into_iter()
-            .filter(|&r| r < self.table.regions())
+        let both = [worker_id, worker_id + self.worker_num];
+        let regions = both.into_iter().filter(|&r| r < self.table.regions());
+        if let Some(r) = regions.clone().find(|&r| self.handing_over(r)) {
+            return Some(r);
+        }
+        regions
             .filter(|&r| {
                 let h = self.table.region(r);
                 h.pid.load(Ordering::Relaxed) != 0 && h.ready.load(Ordering::Relaxed) == 1
             })
             .max_by_key(|&r| self.table.region(r).started_ms.load(Ordering::Relaxed))
+    }
+
+    /// Region `r` runs a worker that is handing its connections to its replacement.
+    fn handing_over(&self, r: usize) -> bool {
+        let h = self.table.region(r);
+        h.pid.load(Ordering::Relaxed) != 0 && h.handoff_to.load(Ordering::Acquire) != 0
+    }
+
+    /// The replacement of a region that is handing over (it gets its messages through it).
+    fn receives_through_old(&self, r: usize) -> bool {
+        let n = self.worker_num;
+        let sibling = if r < n { r + n } else { r - n };
+        sibling < self.table.regions()
+            && self.handing_over(sibling)
+            && self
+                .table
+                .region(sibling)
+                .handoff_to
+                .load(Ordering::Relaxed) as usize
+                == r + 1
     }
 
     /// Who gets a broadcast: the other regions (with their fds when `only` lists fds) and the
@@ -109,6 +134,7 @@ impl Core {
             let others = (0..self.table.regions())
                 .filter(|&r| r != self.region)
                 .filter(|&r| self.table.region(r).pid.load(Ordering::Relaxed) != 0)
+                .filter(|&r| !self.receives_through_old(r))
                 .map(|r| (r, None))
                 .collect();
             return (others, None);
@@ -210,7 +236,9 @@ impl<H: Handler> Worker<H> {
                     .close_with(fd, code, std::str::from_utf8(reason).unwrap_or(""));
             }
             Msg::Broadcast { frame, only } => {
-                self.cx.core().broadcast_local(frame, only.as_deref());
+                let mut core = self.cx.core();
+                core.broadcast_local(frame, only.as_deref());
+                core.forward_broadcast(frame, only.as_deref());
             }
             Msg::Peer {
                 channel,
@@ -221,6 +249,7 @@ impl<H: Handler> Worker<H> {
                     self.handler
                         .on_peer_message(&self.cx, from_worker as usize, channel, data)
                 });
+                self.cx.core().forward_peer(channel, from_worker, data);
             }
             Msg::MigrateDone { from_region } => {
                 self.cx.core().check_accept_hold(Some(from_region as usize));
