@@ -310,3 +310,23 @@ fn hyperf_app_sender_reaches_clients_on_both_workers() {
     );
     assert!(r.starts_with("HTTP/1.1 404"), "{r}");
 }
+
+#[test]
+fn a_reload_keeps_the_route_its_parameters_and_the_portable_context() {
+    let (srv, _cfg) = testbed();
+    let mut ws = ws_connect(srv.ports[0], "/room/42");
+    assert_eq!(recv_text(&mut ws), "open room 42");
+    assert_eq!(call(&mut ws, "before"), "room 42 order ab: before");
+    let before = srv.worker_pids();
+    srv.signal(libc::SIGUSR1);
+    srv.wait_workers_replaced(&before, 2);
+    assert_eq!(call(&mut ws, "after"), "room 42 order ab: after");
+    assert!(
+        srv.wait_line(Duration::from_secs(5), |l| l
+            .starts_with("room 42 adopted by worker"))
+            .is_some(),
+        "{:?}",
+        srv.lines()
+    );
+    assert!(!srv.lines().iter().any(|l| l.starts_with("room 42 closed")));
+}

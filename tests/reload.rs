@@ -497,3 +497,32 @@ fn socketio_sessions_keep_their_sid_and_rooms_across_reloads() {
         assert_eq!(c.event("msg"), json!(["after the reloads"]));
     }
 }
+
+/// The Swoole layer: context values under a key declared portable travel with the
+/// connection, others stay behind, and `on_adopt` runs instead of `on_open`.
+#[test]
+fn declared_context_values_travel_and_on_adopt_runs() {
+    let srv = start("testbed", &["--workers", "1"]);
+    let mut c = Client::connect(srv.port()).expect("connect");
+    assert_eq!(c.call("ctx-set kept"), "ok");
+    assert_eq!(c.call("ctx-set-local dropped"), "ok");
+    let before = srv.worker_pids();
+    srv.signal(libc::SIGUSR1);
+    srv.wait_workers_replaced(&before, 1);
+    assert_eq!(c.call("ctx-get"), "kept");
+    assert_eq!(c.call("ctx-get-local"), "unset");
+    let fd = c.fd;
+    assert!(
+        srv.wait_line(Duration::from_secs(5), |l| l
+            .starts_with(&format!("adopt {fd} at ")))
+            .is_some(),
+        "{:?}",
+        srv.lines()
+    );
+    assert!(
+        !srv.lines()
+            .iter()
+            .any(|l| l.starts_with(&format!("close {fd}"))),
+        "no on_close in the old worker"
+    );
+}

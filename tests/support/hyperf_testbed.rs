@@ -71,6 +71,15 @@ impl WsController for Room {
         println!("room {} closed {reason:?}", s.param("id").unwrap_or("?"));
         Ok(())
     }
+
+    fn on_adopt(&self, s: &Socket<'_>) -> Result<(), Error> {
+        println!(
+            "room {} adopted by worker {}",
+            s.param("id").unwrap_or("?"),
+            s.worker_id()
+        );
+        Ok(())
+    }
 }
 
 struct Ctl;
@@ -112,6 +121,8 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // The handshake middleware's "order" travels with a connection a reload hands over.
+    app.portable_context::<String>("order");
     app.middleware("ws", order("a"))
         .middleware("ws", order("b"))
         .exception_handler("ws", Marker)

@@ -187,6 +187,11 @@ fn main() {
         }
     });
     server.on_worker_stop(|_server, id| println!("worker stop {id}"));
+    // Context "v" travels with a connection a reload hands over; the adopt callback says so.
+    server.portable_context::<String>("v");
+    server.on_adopt(|server, fd| {
+        println!("adopt {fd} at {}", server.worker_id().unwrap_or(99));
+    });
     server.on_close(|server, fd| {
         // The context is still readable in on_close (Hyperf-style clean-up).
         match server.get_context::<String>(fd, "v") {
@@ -302,6 +307,16 @@ fn main() {
                 server.set_context(fd, "v", a.to_string());
                 reply("ok".into());
             }
+            // Under a key not declared portable: stays behind in a reload.
+            "ctx-set-local" => {
+                server.set_context(fd, "w", a.to_string());
+                reply("ok".into());
+            }
+            "ctx-get-local" => reply(
+                server
+                    .get_context::<String>(fd, "w")
+                    .unwrap_or_else(|| "unset".into()),
+            ),
             "ctx-get" => reply(
                 server
                     .get_context::<String>(fd, "v")
