@@ -23,9 +23,15 @@ impl<H: Handler> Worker<H> {
             let done = self.cx.inner().timers.borrow_mut().restore(now, id, cb);
             drop(done); // outside the borrow: its captures may use timers as they drop
         }
+        // A predecessor that is gone wrote everything it will ever send before it went: read
+        // that first, so its last hand-offs are adopted before new accepts take their slots.
+        let predecessor_gone = self.cx.core().hold_predecessor_gone();
+        if predecessor_gone {
+            self.on_ipc();
+        }
         let mut core = self.cx.core();
         core.expire_deadlines();
-        core.check_accept_hold(None);
+        core.check_accept_hold(None, predecessor_gone);
         core.retry_accept();
         core.periodic();
     }

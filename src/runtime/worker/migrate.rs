@@ -363,15 +363,21 @@ impl Core {
         }
     }
 
+    /// A replacement holding its listener whose predecessor has exited (or was killed).
+    pub(super) fn hold_predecessor_gone(&self) -> bool {
+        self.accept_hold
+            .is_some_and(|(from, _, _)| self.table.region(from).pid.load(Ordering::Acquire) == 0)
+    }
+
     /// Whether this (new) worker still holds its listener back for a migration, and releases
-    /// it when the old worker said it is done or the wait is over. (Not when the old worker
-    /// is merely gone: what it sent last may still wait in our channel, and new accepts
-    /// must not take those connections' slots first.)
-    pub(super) fn check_accept_hold(&mut self, done_from: Option<usize>) {
+    /// it when the old worker said it is done, is gone (`gone`: and what it sent was read
+    /// first, see `on_timers`: a hung worker that was killed never hands anything over), or
+    /// the wait is over.
+    pub(super) fn check_accept_hold(&mut self, done_from: Option<usize>, gone: bool) {
         let Some((from, deadline, since)) = self.accept_hold else {
             return;
         };
-        let done = done_from == Some(from);
+        let done = done_from == Some(from) || gone;
         if !done && self.now < deadline {
             return;
         }

@@ -252,7 +252,9 @@ impl<H: Handler> Worker<H> {
                 self.cx.core().forward_peer(channel, from_worker, data);
             }
             Msg::MigrateDone { from_region } => {
-                self.cx.core().check_accept_hold(Some(from_region as usize));
+                self.cx
+                    .core()
+                    .check_accept_hold(Some(from_region as usize), false);
             }
             // Handled with their sockets in on_ipc.
             Msg::Adopt { .. } | Msg::Migrate { .. } => {}
