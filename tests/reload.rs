@@ -451,7 +451,6 @@ fn killing_the_replacement_mid_hand_off_loses_only_what_it_had_adopted() {
         }
     }
     eprintln!("killed the replacement mid hand-off: {kept} connections kept, {lost} lost");
-    assert_eq!(kept + lost, 1500);
     assert!(
         kept > 0,
         "connections not yet adopted by the killed worker survive"

@@ -52,15 +52,7 @@ fn read_pid(path: &Path) -> Result<i32, String> {
 }
 
 fn alive(pid: i32) -> bool {
-    // A zombie (exited, not yet reaped by its parent) is not running.
-    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| {
-            s.rsplit_once(')')
-                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false);
-    // SAFETY: signal 0 only checks for existence.
-    !zombie && unsafe { libc::kill(pid, 0) == 0 }
+    prefork_ws::runtime::inspect::process_running(pid)
 }
 
 fn signal(pid: i32, sig: libc::c_int) -> Result<(), String> {

@@ -254,14 +254,14 @@ impl MessageDecoder {
     /// an error or a Close, or in the middle of a compressed message (zlib's state inside a
     /// block cannot be carried; the message's end is a moment it can).
     pub fn snapshot(&self) -> Option<DecoderSnapshot> {
-        if self.error.is_some() || self.closed {
+        if !self.can_snapshot() {
             return None;
         }
-        let partial = match self.partial.as_deref() {
-            Some(p) if p.compressed && (p.in_frame || p.msg.is_some()) => return None,
-            Some(p) if p.in_frame || p.msg.is_some() => Some(Box::new(p.clone())),
-            _ => None,
-        };
+        let partial = self
+            .partial
+            .as_deref()
+            .filter(|p| p.in_frame || p.msg.is_some())
+            .map(|p| Box::new(p.clone()));
         Some(DecoderSnapshot {
             max_message_size: self.config.max_message_size,
             require_mask: self.config.require_mask,

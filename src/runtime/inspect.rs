@@ -91,3 +91,15 @@ impl TableWatch {
             .load(std::sync::atomic::Ordering::Acquire)
     }
 }
+
+/// Whether process `pid` exists and is not a zombie (exited, not yet reaped by its parent).
+pub fn process_running(pid: i32) -> bool {
+    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| {
+            s.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false);
+    // SAFETY: signal 0 only checks for existence.
+    !zombie && unsafe { libc::kill(pid, 0) == 0 }
+}

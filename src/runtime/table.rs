@@ -303,12 +303,14 @@ impl SharedTable {
         if regions == 0 || slots == 0 || Self::byte_len(regions, slots) > len {
             return Err(std::io::Error::other("not a prefork-ws table"));
         }
-        Self::map(
+        let mut t = Self::map(
             f.as_raw_fd(),
             Self::byte_len(regions, slots),
             regions,
             slots,
-        )
+        )?;
+        t.mfd = -1; // the file is closed on return; the mapping stays
+        Ok(t)
     }
 
     fn map(fd: i32, len: usize, regions: usize, slots: usize) -> std::io::Result<SharedTable> {

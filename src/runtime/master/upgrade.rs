@@ -394,15 +394,8 @@ impl<H: Handler> Master<H> {
     }
 }
 
-/// Running and not a zombie.
 fn process_alive(pid: Pid) -> bool {
-    let zombie = std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw()))
-        .map(|s| {
-            s.rsplit_once(')')
-                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(true);
-    !zombie && kill(pid, None).is_ok()
+    crate::runtime::inspect::process_running(pid.as_raw())
 }
 
 fn exec(exe: &std::path::Path, args: &[std::ffi::OsString], env: &str) -> std::io::Error {

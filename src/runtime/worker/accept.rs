@@ -101,10 +101,7 @@ impl Core {
             conn.tls = tls;
             self.conns.insert(conn);
             self.accepted += 1;
-            self.table
-                .region(self.region)
-                .connections
-                .store(self.conns.len() as u64, Ordering::Relaxed);
+            self.publish_conn_count();
             let deadline = self.now + self.settings.handshake_timeout.as_millis() as u64;
             self.push_deadline(deadline, key, fd);
         }

@@ -64,18 +64,52 @@ impl Core {
         let Some(conn) = self.remove(key) else {
             return false;
         };
-        let socket: OwnedFd = conn.stream.into();
-        let tx = self.ipc_tx[region];
-        match self.outbox.send_fd(region, tx, &body, Some(socket)) {
-            Ok(SendState::Done | SendState::Queued) => {
-                self.register_ipc_tx_if_queued(region);
-                log::debug!("fd {fd}: handed to worker {worker}");
-                true
-            }
+        match self.send_socket(region, &body, conn.stream.into()) {
+            Some(_) => log::debug!("fd {fd}: handed to worker {worker}"),
             // The connection is gone either way (its socket was dropped with the message).
-            Ok(SendState::Refused { .. }) | Err(_) => {
-                log::warn!("fd {fd}: hand-off to worker {worker} failed; connection dropped");
-                true
+            None => log::warn!("fd {fd}: hand-off to worker {worker} failed; connection dropped"),
+        }
+        true
+    }
+
+    /// Sends `body` with `socket` (`SCM_RIGHTS`) to `region`'s channel: `Some(false)` written,
+    /// `Some(true)` queued (the channel's writability is watched), `None` failed (the socket
+    /// is closed with the message).
+    pub(super) fn send_socket(
+        &mut self,
+        region: usize,
+        body: &[u8],
+        socket: OwnedFd,
+    ) -> Option<bool> {
+        let tx = self.ipc_tx[region];
+        match self.outbox.send_fd(region, tx, body, Some(socket)) {
+            Ok(SendState::Done) => Some(false),
+            Ok(SendState::Queued) => {
+                self.register_ipc_tx_if_queued(region);
+                Some(true)
+            }
+            Ok(SendState::Refused { .. }) | Err(_) => None,
+        }
+    }
+
+    /// A socket another worker handed over, non-blocking and registered for reading as
+    /// connection `key`.
+    pub(super) fn register_handed_socket(
+        &mut self,
+        socket: OwnedFd,
+        key: usize,
+    ) -> Option<mio::net::TcpStream> {
+        let std_stream = std::net::TcpStream::from(socket);
+        let _ = std_stream.set_nonblocking(true);
+        let mut stream = mio::net::TcpStream::from_std(std_stream);
+        match self
+            .registry
+            .register(&mut stream, mio::Token(key), Interest::READABLE)
+        {
+            Ok(()) => Some(stream),
+            Err(e) => {
+                log::warn!("register a handed-over connection: {e}");
+                None
             }
         }
     }
@@ -108,17 +142,8 @@ impl Core {
             log::warn!("hand-off from another worker refused: no free slot");
             return None;
         }
-        let std_stream = std::net::TcpStream::from(socket);
-        let _ = std_stream.set_nonblocking(true);
-        let mut stream = mio::net::TcpStream::from_std(std_stream);
         let key = self.conns.vacant_key();
-        if let Err(e) = self
-            .registry
-            .register(&mut stream, mio::Token(key), Interest::READABLE)
-        {
-            log::warn!("register a handed-over connection: {e}");
-            return None;
-        }
+        let stream = self.register_handed_socket(socket, key)?;
         let nc = NewConn {
             remote,
             server_port,
@@ -132,10 +157,7 @@ impl Core {
             .global()
             .connections
             .fetch_add(1, Ordering::Relaxed);
-        self.table
-            .region(self.region)
-            .connections
-            .store(self.conns.len() as u64, Ordering::Relaxed);
+        self.publish_conn_count();
         let deadline = self.now + self.settings.handshake_timeout.as_millis() as u64;
         self.push_deadline(deadline, key, fd);
         Some((key, fd))

@@ -122,10 +122,7 @@ impl Core {
             .connections
             .fetch_sub(1, Ordering::Relaxed);
         self.closed += 1;
-        self.table
-            .region(self.region)
-            .connections
-            .store(self.conns.len() as u64, Ordering::Relaxed);
+        self.publish_conn_count();
         let b = std::mem::take(&mut c.outbuf);
         self.give_buf(b);
         Some(c)
@@ -153,15 +150,21 @@ impl Core {
     /// handshake in flight must not fail during a reload); `establish` then closes them with
     /// 1001 right away.
     fn close_all_websockets(&mut self) {
+        self.close_websockets_where(|_| true);
+    }
+
+    /// 1001 to the WebSocket clients `pick` chooses; how many.
+    pub(super) fn close_websockets_where(&mut self, pick: impl Fn(&Conn) -> bool) -> usize {
         let keys: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| c.phase == Phase::Ws)
+            .filter(|(_, c)| c.phase == Phase::Ws && pick(c))
             .map(|(k, _)| k)
             .collect();
-        for k in keys {
+        for &k in &keys {
             self.send_close(k, 1001, "server shutdown", CloseReason::Shutdown);
         }
+        keys.len()
     }
 
     fn kill_all(&mut self) {

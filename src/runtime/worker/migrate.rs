@@ -20,7 +20,6 @@
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::Ordering;
 
-use mio::Interest;
 use serde::{Deserialize, Serialize};
 use thin_vec::ThinVec;
 
@@ -29,7 +28,7 @@ use crate::protocol::close::CloseState;
 use crate::protocol::decoder::{DecoderSnapshot, MessageDecoder};
 use crate::runtime::conn::{Compression, Conn, Phase};
 use crate::runtime::handler::{CloseReason, ConnId, HandOff, Handler};
-use crate::runtime::ipc::{Msg, SendState};
+use crate::runtime::ipc::Msg;
 use crate::runtime::table::{Fd, SlotImage};
 
 /// One connection's state on its way to the replacement worker.
@@ -70,21 +69,12 @@ impl Core {
         };
         self.migrate_to = Some(target);
         self.migrate_started = crate::runtime::clock::mono_ms();
-        let tls: Vec<usize> = self
-            .conns
-            .iter()
-            .filter(|(_, c)| c.tls.is_some() && c.phase == Phase::Ws)
-            .map(|(k, _)| k)
-            .collect();
-        if !tls.is_empty() {
+        let tls = self.close_websockets_where(|c| c.tls.is_some());
+        if tls > 0 {
             log::info!(
-                "Worker#{}: {} TLS connections cannot move; closing them with 1001",
-                self.worker_id,
-                tls.len()
+                "Worker#{}: {tls} TLS connections cannot move; closed them with 1001",
+                self.worker_id
             );
-        }
-        for k in tls {
-            self.send_close(k, 1001, "server shutdown", CloseReason::Shutdown);
         }
         log::info!(
             "Worker#{} hands its {} connections to region {target}",
@@ -149,15 +139,10 @@ impl Core {
         let Some(conn) = self.detach(key) else {
             return true;
         };
-        let socket: OwnedFd = conn.stream.into();
-        let tx = self.ipc_tx[target];
-        match self.outbox.send_fd(target, tx, &body, Some(socket)) {
-            Ok(SendState::Done) => self.table.mark_moved(self.region, key),
-            Ok(SendState::Queued) => {
-                self.unmarked.push(key);
-                self.register_ipc_tx_if_queued(target);
-            }
-            Ok(SendState::Refused { .. }) | Err(_) => {
+        match self.send_socket(target, &body, conn.stream.into()) {
+            Some(false) => self.table.mark_moved(self.region, key),
+            Some(true) => self.unmarked.push(key),
+            None => {
                 log::warn!("fd {fd}: hand-off to region {target} failed; connection lost");
                 self.table.close(self.region, key);
                 self.table
@@ -176,10 +161,7 @@ impl Core {
     fn detach(&mut self, key: usize) -> Option<Conn> {
         let mut c = self.conns.try_remove(key)?;
         let _ = self.registry.deregister(&mut c.stream);
-        self.table
-            .region(self.region)
-            .connections
-            .store(self.conns.len() as u64, Ordering::Relaxed);
+        self.publish_conn_count();
         Some(c)
     }
 
@@ -266,9 +248,6 @@ impl Core {
     /// slot when that slot is free here, which it is unless something else took it first).
     fn adopt_moved(&mut self, socket: OwnedFd, m: &MovedConn) -> Option<ConnId> {
         let socket = keep_descriptor_number(socket, m.image.socket_fd as i32);
-        let std_stream = std::net::TcpStream::from(socket);
-        let _ = std_stream.set_nonblocking(true);
-        let mut stream = mio::net::TcpStream::from_std(std_stream);
         let slot = m.slot as usize;
         let keep = slot < self.slots
             && !self.conns.contains(slot)
@@ -278,13 +257,7 @@ impl Core {
             log::warn!("fd {}: no free slot for a handed-over connection", m.fd);
             return None;
         }
-        if let Err(e) = self
-            .registry
-            .register(&mut stream, mio::Token(key), Interest::READABLE)
-        {
-            log::warn!("fd {}: register a handed-over connection: {e}", m.fd);
-            return None;
-        }
+        let stream = self.register_handed_socket(socket, key)?;
         let mut image = m.image;
         image.socket_fd = stream.as_raw_fd() as u32;
         let fd = if keep {
@@ -302,10 +275,7 @@ impl Core {
             drop(conn);
             return None;
         }
-        self.table
-            .region(self.region)
-            .connections
-            .store(self.conns.len() as u64, Ordering::Relaxed);
+        self.publish_conn_count();
         self.after_adopt(key, fd);
         Some(ConnId {
             fd,

@@ -169,6 +169,14 @@ impl Core {
     fn conn(&mut self, key: usize, fd: Fd) -> Option<&mut Conn> {
         self.conns.get_mut(key).filter(|c| c.fd == fd)
     }
+
+    /// Publishes how many connections this worker holds (the table's region header).
+    fn publish_conn_count(&self) {
+        self.table.region(self.region).connections.store(
+            self.conns.len() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
 }
 
 /// A running worker: the handler, and the context its methods get.

@@ -102,7 +102,8 @@ impl Core {
         regions
             .filter(|&r| {
                 let h = self.table.region(r);
-                h.pid.load(Ordering::Relaxed) != 0 && h.ready.load(Ordering::Relaxed) == 1
+                h.pid.load(Ordering::Relaxed) != 0
+                    && h.ready.load(Ordering::Relaxed) == crate::runtime::table::READY
             })
             .max_by_key(|&r| self.table.region(r).started_ms.load(Ordering::Relaxed))
     }
